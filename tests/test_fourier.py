@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from dlmi_utils.fourier import channels_to_complex, complex_to_channels, fft2c, ifft2c
+
+
+@pytest.fixture
+def image():
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((3, 32, 40)) + 1j * rng.standard_normal((3, 32, 40))).astype(
+        np.complex64
+    )
+
+
+def test_matches_fastmri_convention(image):
+    expected = np.fft.fftshift(
+        np.fft.fft2(np.fft.ifftshift(image, axes=(-2, -1)), norm="ortho"), axes=(-2, -1)
+    )
+    np.testing.assert_allclose(fft2c(image), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(32, 40), (33, 41), (2, 16, 17)])
+def test_inverse_recovers_image(shape):
+    x = np.random.default_rng(1).standard_normal(shape)
+    np.testing.assert_allclose(ifft2c(fft2c(x)), x, atol=1e-10)
+
+
+def test_parseval_holds(image):
+    assert np.linalg.norm(fft2c(image)) == pytest.approx(np.linalg.norm(image), rel=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(32, 40), (31, 45)])
+def test_dc_term_at_centre(shape):
+    k = fft2c(np.ones(shape))
+    h, w = shape
+    assert abs(k[h // 2, w // 2]) == pytest.approx(np.sqrt(h * w))
+    k[h // 2, w // 2] = 0
+    assert np.abs(k).max() < 1e-9
+
+
+def test_torch_matches_numpy(image):
+    kt = fft2c(torch.from_numpy(image))
+    assert isinstance(kt, torch.Tensor) and kt.dtype == torch.complex64
+    np.testing.assert_allclose(kt.numpy(), fft2c(image), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ifft2c(kt).numpy(), image, rtol=1e-5, atol=1e-5)
+
+
+def test_dtypes_follow_precision():
+    assert fft2c(np.zeros((4, 4), np.float32)).dtype == np.complex64
+    assert fft2c(np.zeros((4, 4), np.float64)).dtype == np.complex128
+    assert fft2c(torch.zeros(4, 4, dtype=torch.float64)).dtype == torch.complex128
+
+
+def test_torch_fft_is_differentiable():
+    x = torch.randn(1, 8, 8, dtype=torch.complex128, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: fft2c(v).abs().sum(), (x,))
+
+
+def test_bad_input_has_clear_error():
+    with pytest.raises(ValueError, match=r"\(\.\.\., H, W\)"):
+        fft2c(np.zeros(5))
+    with pytest.raises(TypeError, match="numpy array or a torch tensor"):
+        fft2c([[1, 2], [3, 4]])
+
+
+def test_channels_round_trip():
+    x = torch.randn(2, 8, 8, dtype=torch.complex64)
+    ch = complex_to_channels(x)
+    assert ch.shape == (2, 2, 8, 8)
+    assert torch.equal(channels_to_complex(ch), x)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 2, H, W\)"):
+        channels_to_complex(torch.randn(2, 3, 8, 8))
