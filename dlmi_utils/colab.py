@@ -39,7 +39,7 @@ def binder_badge(notebook_path: str | None = None) -> str:
 
 def setup_cell_source() -> str:
     """The first code cell of every lab; self-contained since on Colab nothing is installed yet."""
-    return f'''# Setup: does nothing on your own machine; on Colab it installs the lab package (~2 min).
+    return f'''# Setup: nothing to do on your own machine; on Colab it installs the lab package.
 import sys
 
 if "google.colab" in sys.modules:

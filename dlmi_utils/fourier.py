@@ -27,7 +27,9 @@ def _check_2d(x: np.ndarray | torch.Tensor, name: str) -> None:
     if not isinstance(x, (np.ndarray, torch.Tensor)):
         raise TypeError(f"{name} expects a numpy array or a torch tensor, got {type(x).__name__}")
     if x.ndim < 2:
-        raise ValueError(f"{name} expects an array of shape (..., H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} expects an array of shape (..., H, W), got shape {tuple(x.shape)}"
+        )
 
 
 def _as_complex_numpy(x: np.ndarray) -> np.ndarray:
