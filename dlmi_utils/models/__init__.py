@@ -1,0 +1,14 @@
+"""Reconstruction and denoising networks, one module each.
+
+``dc``: the data-consistency layer; ``cascade``: the deep cascade of CNNs (Schlemper et al.
+2017) and its pretrained weights; ``unet``: a small fastMRI-style U-Net baseline.
+"""
+
+# Re-exports are written ``name as name`` (explicit for ruff): one line per module.
+from dlmi_utils.models.cascade import DeepCascade as DeepCascade
+from dlmi_utils.models.cascade import ResidualCNNBlock as ResidualCNNBlock
+from dlmi_utils.models.dc import DataConsistency as DataConsistency
+from dlmi_utils.models.dc import DataConsistencyFunction as DataConsistencyFunction
+from dlmi_utils.models.dc import data_consistency as data_consistency
+from dlmi_utils.models.unet import UNet as UNet
+from dlmi_utils.models.unet import UNetRecon as UNetRecon

@@ -1,0 +1,119 @@
+"""The deep cascade of CNNs for MR reconstruction (Schlemper et al., IEEE TMI 2017).
+
+``n_cascades`` times: a small CNN with a residual connection de-aliases the current image
+(``x <- x + CNN(x)``, real and imaginary parts as two channels), then a data-consistency
+layer puts the measured k-space samples back (:mod:`dlmi_utils.models.dc`)::
+
+    x_0 = x_u = F^H s0,   x_{i+1} = DC(x_i + CNN_i(x_i), s0, Omega)
+
+Schlemper's D5-C5 network has 5 cascades of 5 convolutions with 64 filters; the labs ship a
+smaller one (fewer filters) that runs in well under a second on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlmi_utils.fourier import channels_to_complex, complex_to_channels
+from dlmi_utils.models.dc import DataConsistency
+
+DC_CHOICES = ("hard", "soft", "none")
+
+
+class ResidualCNNBlock(nn.Module):
+    """``x -> x + CNN(x)`` on ``(B, 2, H, W)`` real tensors (real and imaginary channels).
+
+    ``n_convs`` 3x3 convolutions (``2 -> n_filters -> ... -> n_filters -> 2``), ReLU between
+    them and none after the last, so the block learns the aliasing artefact to remove.
+    """
+
+    def __init__(self, n_convs: int = 5, n_filters: int = 32, channels: int = 2):
+        super().__init__()
+        if n_convs < 2:
+            raise ValueError(f"a residual CNN block needs n_convs >= 2, got {n_convs}")
+        if n_filters < 1:
+            raise ValueError(f"n_filters must be positive, got {n_filters}")
+        layers: list[nn.Module] = []
+        widths = [channels] + [n_filters] * (n_convs - 1) + [channels]
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))
+            if i < n_convs - 1:
+                layers.append(nn.ReLU(inplace=True))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class DeepCascade(nn.Module):
+    """Cascade of residual CNN blocks interleaved with data-consistency layers.
+
+    ``forward(x_u, s0, mask) -> x_rec``: ``x_u`` the zero-filled image ``(B, H, W)`` complex,
+    ``s0`` the measured k-space ``(B, H, W)`` complex, ``mask`` 0/1 broadcastable to it.
+
+    - ``shared_weights``: one CNN used by every cascade (fewer parameters) or one each.
+    - ``dc``: ``"hard"`` (noiseless), ``"soft"`` (one learned lambda per cascade) or
+      ``"none"`` (the ablation: a deep residual CNN that never sees the measured data again).
+    - ``normalize``: divide the inputs by the largest magnitude of ``x_u`` and scale back,
+      so the network works on images of any intensity scale (the DC layer is linear).
+    """
+
+    def __init__(
+        self,
+        n_cascades: int = 5,
+        n_convs: int = 5,
+        n_filters: int = 32,
+        shared_weights: bool = False,
+        dc: str = "hard",
+        lam: float = 10.0,
+        normalize: bool = True,
+    ):
+        super().__init__()
+        if n_cascades < 1:
+            raise ValueError(f"n_cascades must be at least 1, got {n_cascades}")
+        if dc not in DC_CHOICES:
+            raise ValueError(f"dc must be one of {DC_CHOICES}, got {dc!r}")
+        self.config: dict[str, Any] = dict(
+            n_cascades=n_cascades, n_convs=n_convs, n_filters=n_filters,
+            shared_weights=shared_weights, dc=dc, lam=lam, normalize=normalize,
+        )
+        if shared_weights:
+            block = ResidualCNNBlock(n_convs, n_filters)
+            self.cnns = nn.ModuleList([block] * n_cascades)
+        else:
+            self.cnns = nn.ModuleList(
+                ResidualCNNBlock(n_convs, n_filters) for _ in range(n_cascades)
+            )
+        if dc == "none":
+            self.dcs = None
+        else:
+            self.dcs = nn.ModuleList(DataConsistency(dc, lam=lam) for _ in range(n_cascades))
+        self.normalize = normalize
+
+    def forward(self, x_u: torch.Tensor, s0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not (isinstance(x_u, torch.Tensor) and x_u.is_complex() and x_u.ndim == 3):
+            raise ValueError(
+                "DeepCascade expects the zero-filled image as a complex (B, H, W) tensor, got "
+                f"{tuple(x_u.shape) if isinstance(x_u, torch.Tensor) else type(x_u).__name__}"
+            )
+        if s0.shape != x_u.shape:
+            raise ValueError(f"k-space {tuple(s0.shape)} must match the image {tuple(x_u.shape)}")
+        scale = torch.ones(x_u.shape[0], 1, 1, device=x_u.device)
+        if self.normalize:
+            scale = x_u.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        x = complex_to_channels(x_u / scale)
+        s0 = s0 / scale
+        for i, cnn in enumerate(self.cnns):
+            x = cnn(x)
+            if self.dcs is not None:
+                x = self.dcs[i](x, s0, mask)
+        return channels_to_complex(x) * scale
+
+    def lambdas(self) -> list[float]:
+        """The learned lambda of each soft DC layer (empty for hard or no DC)."""
+        if self.dcs is None or self.config["dc"] != "soft":
+            return []
+        return [float(d.lam) for d in self.dcs]
