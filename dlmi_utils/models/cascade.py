@@ -116,4 +116,4 @@ class DeepCascade(nn.Module):
         """The learned lambda of each soft DC layer (empty for hard or no DC)."""
         if self.dcs is None or self.config["dc"] != "soft":
             return []
-        return [float(d.lam) for d in self.dcs]
+        return [float(d.lam.detach()) for d in self.dcs]
