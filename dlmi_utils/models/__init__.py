@@ -7,8 +7,10 @@
 # Re-exports are written ``name as name`` (explicit for ruff): one line per module.
 from dlmi_utils.models.cascade import DeepCascade as DeepCascade
 from dlmi_utils.models.cascade import ResidualCNNBlock as ResidualCNNBlock
+from dlmi_utils.models.cascade import pretrained_cascade as pretrained_cascade
 from dlmi_utils.models.dc import DataConsistency as DataConsistency
 from dlmi_utils.models.dc import DataConsistencyFunction as DataConsistencyFunction
 from dlmi_utils.models.dc import data_consistency as data_consistency
 from dlmi_utils.models.unet import UNet as UNet
 from dlmi_utils.models.unet import UNetRecon as UNetRecon
+from dlmi_utils.models.unet import pretrained_unet as pretrained_unet

@@ -117,3 +117,19 @@ class DeepCascade(nn.Module):
         if self.dcs is None or self.config["dc"] != "soft":
             return []
         return [float(d.lam.detach()) for d in self.dcs]
+
+
+def pretrained_cascade(
+    acceleration: int = 4, device: torch.device | str = "cpu", variant: str = ""
+) -> DeepCascade:
+    """The shipped cascade for ``acceleration`` 4 or 8, in eval mode, in one call.
+
+    Trained by ``scripts/train_cascade.py`` on the brain slices (1D random Cartesian masks,
+    centre fraction 0.08); ``dlmi_utils.pretrained.load_meta(f"cascade_r{R}")`` tells how
+    and its validation PSNR/SSIM. ``variant`` selects an ablation set (e.g. ``"_nodc"``).
+    """
+    from dlmi_utils.pretrained import load_meta, load_pretrained
+
+    name = f"cascade_r{acceleration}{variant}"
+    model = DeepCascade(**load_meta(name)["model_kwargs"])
+    return load_pretrained(name, model, device)[0]

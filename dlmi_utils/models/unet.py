@@ -128,3 +128,15 @@ class UNetRecon(nn.Module):
         scale = x_u.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         x = complex_to_channels(x_u / scale)
         return channels_to_complex(x + self.unet(x)) * scale
+
+
+def pretrained_unet(acceleration: int = 4, device: torch.device | str = "cpu") -> UNetRecon:
+    """The shipped U-Net baseline (no data consistency) for ``acceleration`` 4 or 8, eval mode.
+
+    Trained by ``scripts/train_cascade.py --model unet`` on the same data as the cascade.
+    """
+    from dlmi_utils.pretrained import load_meta, load_pretrained
+
+    name = f"unet_r{acceleration}"
+    model = UNetRecon(**load_meta(name)["model_kwargs"])
+    return load_pretrained(name, model, device)[0]
