@@ -9,6 +9,12 @@ Shipped with installed packages, offline:
 - clinical DICOMs (MR, CT, CR, NM) from pydicom -- :func:`list_dicom_examples`,
   :func:`load_dicom_example`;
 - any image file -- :func:`read_image`.
+
+Downloaded or brought by hand (never during the tests), into :func:`data_dir`:
+
+- mini-MIAS mammograms -- :func:`load_mini_mias` (public, fetched with :func:`fetch`);
+- fastMRI raw k-space -- :func:`read_fastmri_slice`, :func:`fastmri_volume_info` (under a
+  data-use agreement: put the ``.h5`` files in ``$DLMI_DATA_DIR/fastmri``).
 """
 
 from dlmi_utils.data.brain import (
@@ -24,6 +30,14 @@ from dlmi_utils.data.dicom import (
     load_dicom_example,
     read_dicom,
 )
+from dlmi_utils.data.download import REGISTRY, DownloadError, data_dir, fetch
+from dlmi_utils.data.fastmri import (
+    FastMRISlice,
+    fastmri_files,
+    fastmri_volume_info,
+    header_matrix_sizes,
+    read_fastmri_slice,
+)
 from dlmi_utils.data.io import read_image, to_unit_range
 from dlmi_utils.data.mammo import (
     Mammogram,
@@ -31,11 +45,36 @@ from dlmi_utils.data.mammo import (
     load_mammogram,
     load_mammograms,
 )
+from dlmi_utils.data.mias import (
+    MiasAbnormality,
+    MiasImage,
+    MiasRecord,
+    load_mini_mias,
+    mini_mias_dir,
+    parse_mias_info,
+    read_pgm,
+)
 
 __all__ = [
+    "REGISTRY",
     "TISSUES",
     "DicomExample",
+    "DownloadError",
+    "FastMRISlice",
     "Mammogram",
+    "MiasAbnormality",
+    "MiasImage",
+    "MiasRecord",
+    "data_dir",
+    "fastmri_files",
+    "fastmri_volume_info",
+    "fetch",
+    "header_matrix_sizes",
+    "load_mini_mias",
+    "mini_mias_dir",
+    "parse_mias_info",
+    "read_fastmri_slice",
+    "read_pgm",
     "brain_split_indices",
     "breast_mask",
     "list_dicom_examples",
