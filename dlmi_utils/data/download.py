@@ -37,7 +37,7 @@ REGISTRY: dict[str, RemoteFile] = {
         fname="all-mias.tar.gz",
         known_hash=None,
         description="mini-MIAS: 322 screening mammograms (PGM, 1024 x 1024, 200 um) + Info.txt",
-        size="about 100 MB",
+        size="322 films of 1 MB once unpacked",
         extract_to="mini-mias",
     ),
 }
