@@ -370,6 +370,22 @@ def total_variation(x: np.ndarray, isotropic: bool = True) -> float:
     return float(np.abs(g).sum())
 
 
+def tv_step_sizes(
+    x_u: np.ndarray, lam: float, lipschitz: float = 1.0, sigma: float | None = None
+) -> tuple[float, float]:
+    """``(sigma, tau)`` of :func:`tv_reconstruction`, ``tau sigma (lipschitz + 8) = 1``.
+
+    Without ``sigma``, the balanced choice ``tau / sigma = ||x_u|| / (lam sqrt(2 H W))``
+    from the zero-filled image ``x_u`` (also handy to give SigPy's PDHG the same steps).
+    """
+    norm_k = lipschitz + 8  # ||K||^2 <= ||A||^2 + ||D||^2, ||D||^2 <= 8
+    if sigma is None:
+        ratio = float(np.linalg.norm(x_u)) / max(lam * math.sqrt(2 * np.size(x_u)), 1e-12)
+        ratio = ratio if ratio > 0 else 1.0
+        sigma = 1 / math.sqrt(ratio * norm_k)
+    return float(sigma), 1 / (sigma * norm_k)
+
+
 def tv_reconstruction(
     physics,
     y,
@@ -405,12 +421,8 @@ def tv_reconstruction(
         raise ValueError(f"sigma must be None or > 0, got {sigma!r}")
     y = _to_numpy(y)
     x = _zero_filled(physics, y)
-    norm_k = _lipschitz(physics, x) + 8  # ||K||^2 <= ||A||^2 + ||D||^2
-    if sigma is None:
-        ratio = float(np.linalg.norm(x)) / max(lam * math.sqrt(2 * x.size), 1e-12)
-        ratio = ratio if ratio > 0 else 1.0
-        sigma = 1 / math.sqrt(ratio * norm_k)
-    tau = 1 / (sigma * norm_k)
+    lipschitz = _lipschitz(physics, x)
+    sigma, tau = tv_step_sizes(x, lam, lipschitz, sigma)
     track = _Tracker(reference, n_iter, progress, "TV (Chambolle-Pock)")
     track.check_shape(x.shape)
     p = np.zeros_like(y, dtype=np.result_type(y.dtype, x.dtype))
