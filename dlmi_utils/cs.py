@@ -233,11 +233,10 @@ def _wavelet_solver(
             shift = tuple(int(s) for s in rng.integers(0, 2**W.levels, size=2))
             c = soft_threshold(W.forward(np.roll(z, shift, axis=(0, 1))), lam * step)
             x_new = np.roll(W.inverse(c), (-shift[0], -shift[1]), axis=(0, 1))
-            l1 = np.abs(W.forward(x_new)).sum()  # the objective of the unshifted problem
         else:
             c = soft_threshold(W.forward(z), lam * step)
             x_new = W.inverse(c)
-            l1 = np.abs(c).sum()  # W x_new = c: W is orthonormal
+        l1 = np.abs(c).sum()  # = ||W x_new||_1 (of the shifted x_new): W is orthonormal
         x_new = x_new.astype(x.dtype, copy=False)
         ax_new = _to_numpy(physics.A(x_new))
         objective = 0.5 * np.linalg.norm(ax_new - y) ** 2 + lam * l1
@@ -284,8 +283,9 @@ def ista_wavelet(
     image circularly by a random ``(dy, dx)`` in ``[0, 2^levels)`` before the wavelet step
     and back after it. A decimated wavelet basis is not shift-invariant; averaging over
     shifts removes its blocky artefacts and usually gains several dB. The objective then
-    changes from one iteration to the next (``history["objective"]`` is still that of the
-    unshifted problem and is no longer monotone); ``seed`` draws the shifts.
+    changes from one iteration to the next: ``history["objective"]`` uses the wavelet basis
+    of each iteration's shift (it costs nothing: ``||W x||_1`` is the thresholded
+    coefficients' norm) and is no longer monotone; ``seed`` draws the shifts.
     """
     return _wavelet_solver(
         physics,
