@@ -87,6 +87,10 @@ class UndersampledSlices(Dataset):
     - ``fixed=True`` (validation, test): image ``i`` always gets the same mask and phase.
     - ``fixed=False`` (training): new ones each epoch (``set_epoch``), and with ``augment`` a
       random flip or transpose of the image too.
+    - ``crop_rows``: simulate on a random window of that many rows (the read-out direction,
+      fully sampled) instead of the whole image. The aliasing runs along the columns (the
+      phase-encoding direction, ``W`` kept whole), so it looks the same, for half the
+      compute with ``crop_rows = H / 2``: cheaper training.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class UndersampledSlices(Dataset):
         fixed: bool = True,
         noise_sigma: float = 0.0,
         augment: bool = False,
+        crop_rows: int | None = None,
     ):
         if isinstance(images, torch.Tensor):
             images = images.detach().cpu().numpy()
@@ -116,6 +121,11 @@ class UndersampledSlices(Dataset):
         self.fixed = fixed
         self.noise_sigma = noise_sigma
         self.augment = augment
+        height = self.images.shape[1]
+        if crop_rows is not None and not 8 <= crop_rows <= height:
+            raise ValueError(f"crop_rows must be between 8 and the image height {height}, "
+                             f"got {crop_rows}")
+        self.crop_rows = crop_rows
         self.epoch = 0
         make_mask(mask_kind, self.images.shape[1:], acceleration, center_fraction, seed=0)
 
@@ -131,9 +141,133 @@ class UndersampledSlices(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         parts = (self.seed, index) if self.fixed else (self.seed, index, self.epoch + 1)
         image = self.images[index]
+        rng = np.random.default_rng(_seed(*parts, 2))
         if self.augment and not self.fixed:
-            image = _augment(image, np.random.default_rng(_seed(*parts, 2)))
+            image = _augment(image, rng)
+        if self.crop_rows is not None:
+            top = int(rng.integers(0, image.shape[0] - self.crop_rows + 1))
+            image = image[top : top + self.crop_rows]
         return simulate_acquisition(
             image, self.acceleration, self.center_fraction, self.mask_kind,
             seed=_seed(*parts), noise_sigma=self.noise_sigma, phase_seed=_seed(*parts, 3),
         )
+
+
+ORIENTATIONS = ("axial", "coronal", "sagittal")
+VAL_SEED = 1
+TEST_SEED = 2
+
+
+def brain_slices_dataset(
+    split: str,
+    acceleration: float,
+    orientations: tuple[str, ...] | list[str] = ORIENTATIONS,
+    seed: int | None = None,
+    fixed: bool | None = None,
+    size: int = 256,
+    **kwargs,
+) -> UndersampledSlices:
+    """Undersampled brain slices (:func:`dlmi_utils.data.load_brain_slices`) of one split.
+
+    The slices of every orientation in ``orientations`` are stacked in that order. By
+    default the validation and test sets are ``fixed`` with their own seeds
+    (:data:`VAL_SEED`, :data:`TEST_SEED`) and the training set changes every epoch (seed 0).
+    Other keyword arguments go to :class:`UndersampledSlices` (``center_fraction``,
+    ``noise_sigma``, ``augment``...).
+    """
+    from dlmi_utils.data import load_brain_slices
+
+    if isinstance(orientations, str):
+        orientations = (orientations,)
+    images = np.concatenate([load_brain_slices(split, o, size=size) for o in orientations])
+    if fixed is None:
+        fixed = split != "train"
+    if seed is None:
+        seed = {"val": VAL_SEED, "test": TEST_SEED}.get(split, 0)
+    return UndersampledSlices(images, acceleration, seed=seed, fixed=fixed, **kwargs)
+
+
+# The best compressed-sensing baseline for these acquisitions (brain slices, 1D random
+# Cartesian masks, centre fraction 0.08): TV beat FISTA-wavelet at every lambda of the grid of
+# ``python benchmarks/recon.py --tune`` (validation slices, 100 iterations), R -> (method, lam).
+CS_BASELINE: dict[int, tuple[str, float]] = {4: ("tv", 5e-3), 8: ("tv", 1e-2)}
+
+
+def cs_baseline(physics, y, acceleration: int, n_iter: int = 100) -> np.ndarray:
+    """The tuned CS reconstruction (:data:`CS_BASELINE`) of k-space ``y`` ``(H, W)``.
+
+    ``physics`` an :class:`~dlmi_utils.mri.MRIForward`; returns the image ``(H, W)`` complex.
+    """
+    from dlmi_utils import cs
+
+    if acceleration not in CS_BASELINE:
+        raise ValueError(
+            f"the CS baseline is tuned for accelerations {sorted(CS_BASELINE)}, got "
+            f"{acceleration}; call dlmi_utils.cs.tv_reconstruction with your own lam"
+        )
+    method, lam = CS_BASELINE[acceleration]
+    solver = {"tv": cs.tv_reconstruction, "fista_wavelet": cs.fista_wavelet}[method]
+    return solver(physics, y, lam=lam, n_iter=n_iter).image
+
+
+# ----------------------------------------------------------------------------- comparisons
+Example = dict[str, torch.Tensor]
+
+
+def zero_filled_recon(example: Example) -> torch.Tensor:
+    """``x_u = F^H s0``, already in the example: ``(H, W)`` complex."""
+    return example["x_u"]
+
+
+def cs_recon(acceleration: int, n_iter: int = 100):
+    """``example -> image``: the tuned CS baseline (:func:`cs_baseline`)."""
+    from dlmi_utils.mri import MRIForward
+
+    def run(example: Example) -> np.ndarray:
+        physics = MRIForward(example["mask"].numpy())
+        return cs_baseline(physics, example["k0"].numpy(), acceleration, n_iter)
+
+    return run
+
+
+def network_recon(model: torch.nn.Module, **options):
+    """``example -> image``: ``model(x_u, k0, mask, **options)`` on one example, no gradients."""
+    device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def run(example: Example) -> torch.Tensor:
+        inputs = (example[k][None].to(device) for k in ("x_u", "k0", "mask"))
+        return model(*inputs, **options)[0].cpu()
+
+    return run
+
+
+def score_methods(methods: dict, examples, repeat: int = 1) -> dict[str, dict[str, float]]:
+    """Mean PSNR (dB) and SSIM of each method over ``examples``, and its seconds per slice.
+
+    ``methods``: ``{name: example -> image}`` (such as :func:`zero_filled_recon`,
+    :func:`cs_recon`, :func:`network_recon`); scores on magnitudes with ``data_range`` the
+    reference's maximum. ``seconds`` is the median over the examples of the best of
+    ``repeat`` runs. Returns ``{name: {"psnr", "ssim", "seconds", "per_slice_psnr"}}``.
+    """
+    import time
+
+    from dlmi_utils.metrics import psnr, ssim
+
+    out = {}
+    for name, method in methods.items():
+        rows = []
+        for ex in examples:
+            best = float("inf")
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                image = method(ex)
+                best = min(best, time.perf_counter() - t0)
+            ref = ex["target"].abs().numpy()
+            est = np.abs(image.numpy() if isinstance(image, torch.Tensor) else image)
+            dr = float(ref.max())
+            rows.append((psnr(ref, est, data_range=dr), ssim(ref, est, data_range=dr), best))
+        a = np.array(rows)
+        out[name] = {"psnr": float(a[:, 0].mean()), "ssim": float(a[:, 1].mean()),
+                     "seconds": float(np.median(a[:, 2])), "per_slice_psnr": a[:, 0].tolist()}
+    return out

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dlmi_utils.fourier import fft2c, ifft2c
+from dlmi_utils.fourier import channels_to_complex, complex_to_channels, fft2c, ifft2c
 from dlmi_utils.models import DeepCascade, ResidualCNNBlock, UNet, UNetRecon
 
 
@@ -95,3 +95,19 @@ def test_cascade_rejects_bad_inputs():
         _small()(x_u.real, s0, mask)
     with pytest.raises(ValueError, match="match"):
         _small()(x_u, s0[:, :10], mask)
+
+
+def test_truncated_cascade_and_skipped_dc_for_ablations():
+    x_u, s0, mask = _inputs(seed=5)
+    net = _small(dc="hard").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(x_u, s0, mask, n_cascades=0), x_u)
+        scale = x_u.abs().amax((-2, -1), keepdim=True)
+        first = net.dcs[0](net.cnns[0](complex_to_channels(x_u / scale)), s0 / scale, mask)
+        torch.testing.assert_close(net(x_u, s0, mask, n_cascades=1),
+                                   channels_to_complex(first) * scale)
+        no_dc = net(x_u, s0, mask, skip_dc=True)
+        m = mask.expand_as(s0).bool()
+        assert (fft2c(no_dc)[m] - s0[m]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="n_cascades"):
+        net(x_u, s0, mask, n_cascades=3)

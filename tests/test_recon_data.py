@@ -55,3 +55,13 @@ def test_bad_images_are_rejected(images):
         simulate_acquisition(images[0].astype(np.complex64), 4)
     with pytest.raises(ValueError, match="center_fraction"):
         UndersampledSlices(images, 16, center_fraction=0.2)
+
+
+def test_row_crops_keep_every_column(images):
+    ds = UndersampledSlices(images, 4, seed=1, fixed=False, crop_rows=16)
+    ex = ds[0]
+    assert ex["target"].shape == (16, 32) and ex["mask"].shape == (16, 32)
+    torch.testing.assert_close(ex["x_u"], ifft2c(ex["k0"]))
+    rows = [r for r in range(17) if torch.allclose(
+        torch.from_numpy(images[0][r : r + 16]), ex["target"].abs())]
+    assert len(rows) == 1

@@ -93,7 +93,16 @@ class DeepCascade(nn.Module):
             self.dcs = nn.ModuleList(DataConsistency(dc, lam=lam) for _ in range(n_cascades))
         self.normalize = normalize
 
-    def forward(self, x_u: torch.Tensor, s0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x_u: torch.Tensor,
+        s0: torch.Tensor,
+        mask: torch.Tensor,
+        n_cascades: int | None = None,
+        skip_dc: bool = False,
+    ) -> torch.Tensor:
+        """``x_rec`` ``(B, H, W)`` complex; for ablations, ``n_cascades`` runs only the first
+        blocks and ``skip_dc`` leaves the DC layers out (the network as trained otherwise)."""
         if not (isinstance(x_u, torch.Tensor) and x_u.is_complex() and x_u.ndim == 3):
             raise ValueError(
                 "DeepCascade expects the zero-filled image as a complex (B, H, W) tensor, got "
@@ -106,9 +115,12 @@ class DeepCascade(nn.Module):
             scale = x_u.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         x = complex_to_channels(x_u / scale)
         s0 = s0 / scale
-        for i, cnn in enumerate(self.cnns):
+        n = len(self.cnns) if n_cascades is None else n_cascades
+        if not 0 <= n <= len(self.cnns):
+            raise ValueError(f"n_cascades must be between 0 and {len(self.cnns)}, got {n}")
+        for i, cnn in enumerate(self.cnns[:n]):
             x = cnn(x)
-            if self.dcs is not None:
+            if self.dcs is not None and not skip_dc:
                 x = self.dcs[i](x, s0, mask)
         return channels_to_complex(x) * scale
 

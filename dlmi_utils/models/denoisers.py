@@ -1,0 +1,185 @@
+"""CNN denoisers ``x_noisy -> x_hat`` for ``(B, C, H, W)`` real images, and their receptive field.
+
+Both learn the *residual* (Zhang et al. 2017): the last convolution predicts the noise
+``v = y - x`` and the network returns ``x_hat = y - R(y)``. The noise is a simpler function
+of ``y`` than the clean image, and at initialisation ``x_hat`` is already ``y``.
+
+- :class:`DnCNN` (Zhang et al., IEEE TIP 2017; used on X-rays by Sori et al. 2017):
+  ``depth`` 3x3 convolutions, ``Conv+ReLU``, ``depth - 2`` times ``Conv+BN+ReLU``, ``Conv``.
+  With depth 17 its receptive field is 35 x 35 pixels.
+- :class:`DilatedDenoiser` (the denoiser prior of IRCNN, Zhang et al., CVPR 2017): seven 3x3
+  convolutions with dilations ``1, 2, 3, 4, 3, 2, 1``: the receptive field of a 17-layer
+  plain net (33 x 33) with 7 layers, no pooling and the parameters of a 7-layer plain net.
+
+Receptive field of a chain of convolutions (kernel ``k_l``, dilation ``d_l``, stride ``s_l``):
+
+    r = 1 + sum_l (k_l - 1) d_l prod_{m < l} s_m
+
+so every 3x3 layer adds ``2 d`` pixels: ``1 + 2 * 17 = 35`` for DnCNN-17 and
+``1 + 2 * (1+2+3+4+3+2+1) = 33`` for the dilated net (:func:`receptive_field`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+IRCNN_DILATIONS = (1, 2, 3, 4, 3, 2, 1)
+
+
+def dilated_block(in_channels: int, out_channels: int, dilation: int = 1,
+                  batch_norm: bool = True) -> nn.Sequential:
+    """``Conv3x3(dilation) [+ BN] + ReLU``, padded so ``(B, C_in, H, W) -> (B, C_out, H, W)``.
+
+    A 3x3 kernel with dilation ``d`` samples the input at offsets ``{-d, 0, d}``: it spans
+    ``2 d + 1`` pixels with 9 weights, so the padding that keeps the size is ``d``.
+    """
+    if dilation < 1:
+        raise ValueError(f"dilation must be a positive integer, got {dilation}")
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, 3, padding=dilation, dilation=dilation,
+                  bias=not batch_norm)
+    ]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class _ResidualDenoiser(nn.Module):
+    """``x_hat = y - R(y)`` (``residual=True``) or ``x_hat = R(y)``; ``R`` is ``self.body``."""
+
+    body: nn.Sequential
+    config: dict[str, Any]
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if y.ndim != 4 or y.shape[1] != self.config["channels"]:
+            raise ValueError(
+                f"{type(self).__name__} expects (B, {self.config['channels']}, H, W) images, "
+                f"got shape {tuple(y.shape)}; add the axes with x[None, None]"
+            )
+        out = self.body(y)
+        return y - out if self.config["residual"] else out
+
+
+def _init_weights(model: _ResidualDenoiser) -> None:
+    """He (Kaiming) initialisation for the ReLU convolutions, zeros for the last one.
+
+    The zero last layer starts the network at ``x_hat = y`` (no noise estimated yet) rather
+    than at a random image of the scale of the features: training on a CPU gets going in a
+    few dozen steps instead of first unlearning that output.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    last = model.body[-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+
+
+class DnCNN(_ResidualDenoiser):
+    """DnCNN: ``depth`` 3x3 conv layers with ``features`` channels, batch norm, residual.
+
+    ``(B, channels, H, W) -> (B, channels, H, W)``; ``depth=17, features=64`` is the paper's
+    network for a known noise level (556k parameters).
+    """
+
+    def __init__(self, channels: int = 1, features: int = 64, depth: int = 17,
+                 batch_norm: bool = True, residual: bool = True):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"DnCNN needs depth >= 2 (first and last conv), got {depth}")
+        self.config = dict(channels=channels, features=features, depth=depth,
+                           batch_norm=batch_norm, residual=residual)
+        layers: list[nn.Module] = [dilated_block(channels, features, 1, batch_norm=False)]
+        layers += [dilated_block(features, features, 1, batch_norm) for _ in range(depth - 2)]
+        layers.append(nn.Conv2d(features, channels, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+        _init_weights(self)
+
+
+class DilatedDenoiser(_ResidualDenoiser):
+    """IRCNN-style denoiser: one 3x3 conv per entry of ``dilations`` (the first without batch
+    norm, the last without BN and ReLU), ``features`` channels, residual learning.
+
+    ``dilations=(1,) * 7`` gives the plain 7-layer network with the same parameters.
+    """
+
+    def __init__(self, channels: int = 1, features: int = 64,
+                 dilations: Sequence[int] = IRCNN_DILATIONS, batch_norm: bool = True,
+                 residual: bool = True):
+        super().__init__()
+        dilations = tuple(int(d) for d in dilations)
+        if len(dilations) < 2:
+            raise ValueError(f"give at least two dilations (first and last conv), got {dilations}")
+        self.config = dict(channels=channels, features=features, dilations=list(dilations),
+                           batch_norm=batch_norm, residual=residual)
+        layers: list[nn.Module] = [dilated_block(channels, features, dilations[0], False)]
+        layers += [dilated_block(features, features, d, batch_norm) for d in dilations[1:-1]]
+        layers.append(nn.Conv2d(features, channels, 3, padding=dilations[-1],
+                                dilation=dilations[-1]))
+        self.body = nn.Sequential(*layers)
+        _init_weights(self)
+
+
+def _pair(v: int | tuple[int, ...]) -> int:
+    """The vertical entry of a kernel size / dilation / stride (square kernels assumed)."""
+    return int(v[0]) if isinstance(v, tuple) else int(v)
+
+
+def receptive_field(model: nn.Module) -> int:
+    """Side (pixels) of the receptive field of a chain of conv / pooling layers.
+
+    Walks ``model.modules()`` in definition order, which is the order of the computation for
+    the sequential networks of this module (not for branching ones such as a U-Net), and
+    applies ``r <- r + (k - 1) d j``, ``j <- j s`` (``j`` the input stride seen by the layer).
+    """
+    r, jump, found = 1, 1, False
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k = _pair(m.kernel_size)
+            d = _pair(getattr(m, "dilation", 1))
+            s = _pair(m.stride)
+            r += (k - 1) * d * jump
+            jump *= s
+            found = True
+    if not found:
+        raise ValueError(f"{type(model).__name__} has no Conv2d or pooling layer")
+    return r
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+DENOISER_KINDS = {"dncnn": DnCNN, "dilated": DilatedDenoiser}
+
+
+def build_denoiser(kind: str, **kwargs: Any) -> nn.Module:
+    """``"dncnn"`` -> :class:`DnCNN`, ``"dilated"`` -> :class:`DilatedDenoiser`, with ``kwargs``."""
+    if kind not in DENOISER_KINDS:
+        raise ValueError(f"kind must be one of {tuple(DENOISER_KINDS)}, got {kind!r}")
+    return DENOISER_KINDS[kind](**kwargs)
+
+
+def pretrained_denoiser(kind: str = "dilated", sigma: int | str = 25,
+                        device: torch.device | str = "cpu") -> nn.Module:
+    """A shipped denoiser of mammograms in eval mode: ``kind`` ``"dilated"`` or ``"dncnn"``.
+
+    ``sigma`` is the 8-bit Gaussian noise level it was trained for (the weights
+    ``dlmi_utils/weights/{kind}_s{sigma}``), or ``"blind"`` for the one trained on a range of
+    levels. Made by ``scripts/train_denoisers.py``; ``dlmi_utils.pretrained.load_meta`` tells
+    how, on what data, and its validation PSNR.
+    """
+    from dlmi_utils.pretrained import load_meta, load_pretrained
+
+    name = f"{kind}_{sigma}" if isinstance(sigma, str) else f"{kind}_s{int(sigma)}"
+    meta = load_meta(name)
+    model = build_denoiser(meta["kind"], **meta["model_kwargs"])
+    return load_pretrained(name, model, device)[0]

@@ -1,0 +1,150 @@
+"""Train the deep cascade (or the U-Net baseline) on undersampled brain slices; ship the weights.
+
+Data: the brain slices of :func:`dlmi_utils.data.load_brain_slices` (training split, all
+three orientations by default), made complex with a smooth random phase and undersampled
+with a 1D random Cartesian mask (centre fraction 0.08); masks, phases and flips change every
+epoch. Validation on the ``val`` split with fixed masks (seed ``recon_data.VAL_SEED``); the
+``test`` split is left for ``benchmarks/recon.py``.
+
+The weights go to ``dlmi_utils/weights/NAME.pt`` with ``NAME.json`` recording these
+arguments, the model's constructor arguments, the training time and the validation PSNR/SSIM
+measured on the CPU at the end (``tests/test_pretrained_cascade.py`` reproduces them)::
+
+    python scripts/train_cascade.py --accel 4                 # -> cascade_r4
+    python scripts/train_cascade.py --accel 8                 # -> cascade_r8
+    python scripts/train_cascade.py --model unet --accel 4    # -> unet_r4 (no DC)
+
+Runs on the GPU when there is one; on a laptop CPU the defaults take about 10-15 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from dlmi_utils.device import get_device, seed_everything
+from dlmi_utils.models import DeepCascade, UNetRecon
+from dlmi_utils.pretrained import load_meta, load_pretrained, save_pretrained
+from dlmi_utils.recon_data import DEFAULT_CENTER_FRACTION, DEFAULT_MASK, brain_slices_dataset
+from dlmi_utils.train import evaluate, fit, l1_loss, mse_loss, recon_step
+
+LOSSES = {"l1": l1_loss, "mse": mse_loss}
+
+
+def build_model(args: argparse.Namespace) -> tuple[torch.nn.Module, dict]:
+    if args.model == "cascade":
+        kwargs = dict(
+            n_cascades=args.n_cascades, n_convs=args.n_convs, n_filters=args.n_filters,
+            shared_weights=args.shared_weights, dc=args.dc, lam=args.lam,
+        )
+        return DeepCascade(**kwargs), kwargs
+    kwargs = dict(chans=args.chans, num_pool_layers=args.pools)
+    return UNetRecon(**kwargs), kwargs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=("cascade", "unet"), default="cascade")
+    p.add_argument("--accel", type=int, default=4, help="acceleration R")
+    p.add_argument("--center-fraction", type=float, default=DEFAULT_CENTER_FRACTION)
+    p.add_argument("--orientations", nargs="+", default=["axial", "coronal", "sagittal"])
+    p.add_argument("--n-cascades", type=int, default=5)
+    p.add_argument("--n-convs", type=int, default=5)
+    p.add_argument("--n-filters", type=int, default=16)
+    p.add_argument("--shared-weights", action="store_true")
+    p.add_argument("--dc", choices=("hard", "soft", "none"), default="hard")
+    p.add_argument("--lam", type=float, default=10.0, help="initial lambda of soft DC")
+    p.add_argument("--chans", type=int, default=16, help="U-Net channels at the first level")
+    p.add_argument("--pools", type=int, default=3, help="U-Net pooling levels")
+    p.add_argument("--crop-rows", type=int, default=128,
+                   help="train on random windows of this many rows (read-out direction)")
+    p.add_argument("--noise-sigma", type=float, default=0.0, help="k-space noise (std)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--loss", choices=sorted(LOSSES), default="l1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
+    p.add_argument("--init", default=None,
+                   help="start from these shipped weights (e.g. cascade_r4 for R = 8)")
+    p.add_argument("--name", default=None, help="weights name (default: MODEL_rR)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="resume from / save to")
+    p.add_argument("--no-save", action="store_true", help="do not write dlmi_utils/weights")
+    args = p.parse_args(argv)
+    if args.name is None:
+        args.name = f"{args.model}_r{args.accel}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    device = get_device(args.device)
+    data = dict(
+        acceleration=args.accel, orientations=tuple(args.orientations),
+        center_fraction=args.center_fraction, mask_kind=DEFAULT_MASK,
+        noise_sigma=args.noise_sigma,
+    )
+    train_set = brain_slices_dataset("train", seed=args.seed, augment=True,
+                                     crop_rows=args.crop_rows, **data)
+    val_set = brain_slices_dataset("val", **data)
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                              generator=torch.Generator(), drop_last=True)
+    val_loader = DataLoader(val_set, batch_size=8)
+    model, model_kwargs = build_model(args)
+    if args.init is not None:
+        if load_meta(args.init)["model_kwargs"] != model_kwargs:
+            raise SystemExit(f"--init {args.init} has other model arguments than {model_kwargs}")
+        load_pretrained(args.init, model)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{args.name}: {type(model).__name__}({model_kwargs}), {n_params} parameters; "
+          f"{len(train_set)} training and {len(val_set)} validation slices; device {device}")
+
+    t0 = time.perf_counter()
+    history = fit(model, train_loader, val_loader, epochs=args.epochs, lr=args.lr,
+                  loss_fn=LOSSES[args.loss], step=recon_step, seed=args.seed, device=device,
+                  checkpoint=args.checkpoint, resume=args.checkpoint is not None)
+    train_seconds = time.perf_counter() - t0
+
+    # The recorded figures are measured on the CPU, where the test reproduces them.
+    model = model.cpu().eval()
+    scores = evaluate(model, val_loader, recon_step, "cpu")
+    print(f"validation on CPU: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
+          f"({scores['n']} slices); training {train_seconds / 60:.1f} min")
+    if args.no_save:
+        return 0
+    meta = {
+        "script": "scripts/train_cascade.py",
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "model": type(model).__name__,
+        "model_kwargs": model_kwargs,
+        "n_parameters": n_params,
+        "init": load_meta(args.init) if args.init is not None else None,
+        "val_data": {"split": "val", **data, "orientations": list(args.orientations)},
+        "val_psnr": round(scores["psnr"], 4),
+        "val_ssim": round(scores["ssim"], 5),
+        "val_slices": scores["n"],
+        "history": {k: [round(x, 5) for x in v] if isinstance(v, list) else round(v, 1)
+                    for k, v in history.to_dict().items()},
+        "train_seconds": round(train_seconds, 1),
+        "train_device": str(device),
+        "train_threads": torch.get_num_threads(),
+        "platform": f"{platform.machine()} {platform.processor() or platform.system()}",
+        "torch": torch.__version__,
+    }
+    path = save_pretrained(args.name, model, meta)
+    print(f"saved {path} ({path.stat().st_size / 1e3:.0f} kB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
