@@ -410,11 +410,13 @@ def tv_reconstruction(
     with ``tau sigma (L + 8) = 1`` (``L`` as in :func:`ista_wavelet`). The split between
     ``tau`` and ``sigma`` sets the speed: by default (``sigma=None``) they balance the scales of
     the primal and dual variables, ``tau / sigma = ||x_u|| / (lam sqrt(2 H W))`` (``|q| <=
-    lam`` per pixel), which converges in about 100 iterations for any image scale, where
-    ``sigma = 1`` (SigPy's default) can need ten times more. The isotropic TV takes
-    ``|q| = sqrt(|q_v|^2 + |q_h|^2)`` over both directions and both real and imaginary parts;
-    ``isotropic=False`` gives the anisotropic ``|D_v x| + |D_h x|`` (SigPy's
-    ``TotalVariationRecon``). Other arguments as in :func:`ista_wavelet`.
+    lam`` per pixel), which does not depend on the image scale. On the labs' 256 x 256 brain
+    slices, 100 iterations with ``sigma = 1`` (SigPy's default) gain 0.2 to 2.8 dB over zero
+    filling where the balanced steps gain 2.9 to 18 dB (``benchmarks/README.md``).
+
+    The isotropic TV takes ``|q| = sqrt(|q_v|^2 + |q_h|^2)`` over both directions and both
+    real and imaginary parts; ``isotropic=False`` gives the anisotropic ``|D_v x| + |D_h x|``
+    (SigPy's ``TotalVariationRecon``). Other arguments as in :func:`ista_wavelet`.
     """
     _check_common(lam, n_iter, tol)
     if sigma is not None and not sigma > 0:
