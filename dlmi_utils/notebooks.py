@@ -11,6 +11,10 @@ Command line (installed as ``dlmi-labs``)::
     dlmi-labs generate            # solutions/*.ipynb -> labs/*.ipynb
     dlmi-labs check               # exit 1 when labs/ is out of date with solutions/
     dlmi-labs execute solutions/00_metrics_and_losses.ipynb   # re-run a solution in place
+    dlmi-labs new 06 super_resolution --title "Super-resolution"   # a new lab from the template
+
+``solutions/_template.ipynb`` is the template of a lab; its name has no ``NN_`` so it is never
+turned into a student lab.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ ANSWER_HERE = "_YOUR ANSWER HERE_"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NB_VERSION = 4
+TEMPLATE = "_template.ipynb"
 
 
 def _exercise_name(cell: nbformat.NotebookNode) -> str:
@@ -137,6 +142,35 @@ def execute_notebook(path: Path, timeout: int = 900, kernel_name: str = "python3
     path.write_text(notebook_text(nb), encoding="utf-8")
 
 
+def new_lab(solutions_dir: Path, number: int | str, name: str, title: str) -> Path:
+    """Write ``solutions/NN_name.ipynb`` from ``solutions/_template.ipynb``; return its path.
+
+    The title cell's placeholders ``Lab NN``, ``Title of the lab`` and the badges' path
+    ``labs/NN_name.ipynb`` are filled in; outputs are cleared. Raises ``ValueError`` for a
+    bad number or name, or when lab ``NN`` exists already.
+    """
+    if not re.fullmatch(r"\d{1,2}", str(number)):
+        raise ValueError(f"the lab number is one or two digits, got {number!r}")
+    if not re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", name):
+        raise ValueError(f"the lab name is lower_snake_case (e.g. super_resolution), got {name!r}")
+    stem = f"{int(number):02d}_{name}"
+    taken = [p.name for p in solution_notebooks(solutions_dir) if p.name[:3] == stem[:3]]
+    if taken:
+        raise ValueError(f"lab {stem[:2]} exists already: {taken[0]}; pick another number")
+    nb = nbformat.read(solutions_dir / TEMPLATE, as_version=NB_VERSION)
+    nb.cells[0].source = (nb.cells[0].source.replace("NN_name", stem)
+                          .replace("Lab NN", f"Lab {stem[:2]}")
+                          .replace("Title of the lab", title.strip() or name))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+    path = solutions_dir / f"{stem}.ipynb"
+    path.write_text(notebook_text(nb), encoding="utf-8")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dlmi-labs", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("execute", help="re-run solution notebooks in place (then: generate)")
     p.add_argument("notebooks", type=Path, nargs="+")
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    p = sub.add_parser("new", help=f"start solutions/NN_name.ipynb from solutions/{TEMPLATE}")
+    p.add_argument("number", help="two digits, e.g. 06")
+    p.add_argument("name", help="lower_snake_case, e.g. super_resolution")
+    p.add_argument("--title", required=True, help='e.g. "Super-resolution"')
+    p.add_argument("--solutions", type=Path, default=Path("solutions"))
     args = parser.parse_args(argv)
 
     if args.command == "execute":
@@ -159,6 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.solutions.is_dir():
         parser.error(f"no solutions folder at {args.solutions}: run from the repository root")
+    if args.command == "new":
+        try:
+            path = new_lab(args.solutions, args.number, args.name, args.title)
+        except ValueError as e:
+            parser.error(str(e))
+        print(f"wrote {path}; next (docs/instructors.md):\n"
+              f"  1. write the story and exercises; their checks in "
+              f"dlmi_utils/checks/lab{path.name[:2]}.py\n"
+              f"  2. dlmi-labs execute {path} && dlmi-labs generate\n"
+              f"  3. pytest {path} tests/test_notebooks.py tests/test_colab.py "
+              f"tests/test_grading.py")
+        return 0
     stale = generate_labs(args.solutions, args.labs, check=args.command == "check")
     if args.command == "check":
         if stale:

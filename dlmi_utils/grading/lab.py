@@ -86,6 +86,14 @@ class LabSpec:
         if not exercises:
             raise ValueError(f"{path.name} has no exercise (nbgrader solution cell)")
         setup = tuple(c.source for c in nb.cells if SETUP_TAG in _tags(c) and c.cell_type == "code")
+        setup_nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in setup])
+        for e in exercises:
+            if defining_cells(setup_nb, e.function) or e.function in _imported_names(setup):
+                raise ValueError(
+                    f"{path.name}: a setup cell defines or imports `{e.function}`, the name the "
+                    "student's exercise defines: a student whose cell fails would be graded on "
+                    "it. Import the module instead (`from dlmi_utils import metrics`)."
+                )
         return cls(match[1], notebook_title(nb) or path.stem, path, tuple(exercises), setup)
 
 
