@@ -226,6 +226,21 @@ def test_in_kernel_grade_survives_exit_and_discards_prints(fixture_env, capsys):
     assert "spam" not in capsys.readouterr().out
 
 
+def test_in_kernel_grade_refuses_the_package_own_function(fixture_env):
+    from dlmi_utils import metrics
+
+    out = inkernel.grade({"double": metrics.mse}, "double", "lab99_checks", "check_double", 1, "n")
+    assert out["status"] == "imported" and "dlmi_utils.metrics" in out["messages"][0]
+
+
+def test_notebook_with_a_malformed_cell_is_not_run(tmp_path, spec):
+    path = tmp_path / "odd.ipynb"
+    path.write_text('{"cells": [{"cell_type": "code", "metadata": {}}], "metadata": {}, '
+                    '"nbformat": 4, "nbformat_minor": 5}')
+    grade = grade_notebook(path, spec, OPTIONS)
+    assert grade.points == 0 and "not a valid notebook" in grade.exercises[0].feedback
+
+
 def test_grading_cell_uses_strict_checks_and_the_grader_seed():
     source = inkernel.grading_cell_source(Exercise("a", "f", "check_a", "m", 1.0), 17, "ff")
     assert "'f', 'm', 'check_a', seed=17, nonce='ff'" in source

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -140,9 +141,16 @@ def _read(path: Path) -> tuple[nbformat.NotebookNode | None, str | None]:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             return None, f"the file is larger than {MAX_FILE_BYTES / 1e6:g} MB: clear the outputs"
-        nb = nbformat.read(path, as_version=NB_VERSION)
+        with warnings.catch_warnings():  # old notebooks (no cell ids) are fine to grade
+            warnings.simplefilter("ignore")
+            nb = nbformat.read(path, as_version=NB_VERSION)
         if not isinstance(nb.get("cells"), list):
             raise ValueError("no list of cells")
+        for cell in nb.cells:
+            if cell.get("cell_type") not in ("code", "markdown", "raw") or not isinstance(
+                    cell.get("source"), str):
+                raise ValueError("a cell has no type or no source")
+            cell.setdefault("metadata", nbformat.NotebookNode())
     except nbformat.reader.NotJSONError:
         return None, f"the file is not a valid notebook (it is not JSON; damaged?): {advice}"
     except UnicodeDecodeError:
@@ -170,6 +178,8 @@ def _exercise_grade(e: Exercise, outcome: dict | None, nb, events, skip, options
         text = "your function raised an error on the grader's cases: " + "; ".join(messages[:2])
     elif status == "missing":
         text = _missing_text(e, nb, events, skip)
+    elif status == "imported":
+        text = messages[0]
     elif status == "timeout":
         text = (f"the grader's checks of `{e.function}` did not finish within "
                 f"{outcome['seconds']:g} s: an endless loop, or far too slow?")
@@ -278,7 +288,13 @@ def grade_submissions(
             continue
         log(f"[{number}/{len(files)}] {student} ({path.name}) ...")
         start = time.monotonic()
-        grade = grade_notebook(path, spec, options, student)
+        try:
+            grade = grade_notebook(path, spec, options, student)
+        except Exception as e:  # a grader bug must not stop the others: grade this one by hand
+            problem = f"the grader failed on this notebook ({type(e).__name__}: {e})"
+            grade = StudentGrade(student, spec.number, path, [
+                ExerciseGrade(x.name, 0.0, x.points, _one_line(problem + ": graded by hand"))
+                for x in spec.exercises], [problem], [problem])
         _append_rows(out_csv, grade)
         write_feedback(grade, spec, feedback_dir, options)
         grades.append(grade)

@@ -1,10 +1,11 @@
 """The grader's side inside the student's kernel: one strict check, reported as one display.
 
 The grader appends one cell per exercise, ``grading_cell_source(...)``, after the submission
-has run. It calls :func:`grade` on the student's object by name; the check module is imported
-again from disk (so a notebook that replaced a check function gains nothing), the student's
-prints during the checks are discarded, and the result is displayed as a JSON object under the
-MIME type ``GRADE_MIME``, with the nonce of this grading run, messages shortened.
+has run. It calls :func:`grade` on the student's object by name; the student's prints during
+the checks are discarded, and the result is displayed as a JSON object under the MIME type
+``GRADE_MIME``, with the nonce of this grading run, messages shortened. (The check module is
+the one already imported: re-importing it would not stop a determined cheat, who can patch
+anything the kernel holds, and would split its exception classes in two.)
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ def grade(namespace: dict, function: str, module: str, check: str, seed: int, no
     """Run ``module.check(namespace[function], strict=True, seed=seed)``; display and return it.
 
     Statuses: those of :class:`dlmi_utils.checks.CheckResult`, ``"missing"`` when the
-    notebook defines no ``function``, ``"grader_error"`` when the check itself failed to run.
+    notebook defines no ``function``, ``"imported"`` when it is the package's own (imported
+    from ``dlmi_utils``), ``"grader_error"`` when the check itself failed to run.
     """
     payload: dict = {"nonce": nonce, "function": function}
     try:
+        origin = getattr(namespace.get(function), "__module__", None) or ""
         if function not in namespace:
             payload["status"] = "missing"
+        elif origin.split(".")[0] == "dlmi_utils":  # the package's solution, imported
+            payload.update(status="imported", messages=[
+                f"`{function}` comes from {origin}, not from your exercise cell: write your own"])
         else:
-            importlib.reload(importlib.import_module("dlmi_utils.checks"))
-            checks = importlib.reload(importlib.import_module(module))
+            checks = importlib.import_module(module)
             with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
                     contextlib.redirect_stderr(sink):
                 result = getattr(checks, check)(namespace[function], strict=True, seed=seed)
