@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                                    preflight=not args.no_preflight)
     except ValueError as e:
         parser.error(str(e))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the students graded so far are in {args.out}; run the same "
+              "command again to go on", file=sys.stderr)
+        return 130
     print(f"\ngrades: {args.out}\nfeedback: {feedback_dir_for(args.out)}/")
     return 1 if any(g.grader_errors for g in grades) else 0
 

@@ -125,7 +125,7 @@ def grade_notebook(
                      "kernel" + (", without that cell," if kind == "cell" else "")
                      + " to grade the remaining exercises")
 
-    notes = [_describe_event(nb, e) for e in events] + notes
+    notes = list(dict.fromkeys([_describe_event(nb, e) for e in events] + notes))
     grades, grader_errors = [], []
     for e in spec.exercises:
         grade = _exercise_grade(e, outcomes.get(e.name), nb, events, skip, options)
@@ -211,12 +211,14 @@ def _missing_text(e: Exercise, nb, events: list[CellEvent], skip: set[int]) -> s
 
 
 def _describe_event(nb, event: CellEvent) -> str:
+    if event.kind == "watchdog":
+        return event.message
     return f"{_cell_name(nb, event.index)} {event.message}"
 
 
 def _cell_name(nb, index: int | None) -> str:
     if index is None:
-        return "the grader"
+        return "the lab's setup cell (run by the grader, since no cell of yours is tagged setup)"
     first = next((line.strip() for line in nb.cells[index].source.splitlines() if line.strip()),
                  "")
     first = first if len(first) <= 50 else first[:47] + "..."

@@ -12,6 +12,7 @@ The kernel runs in an empty temporary folder; nothing of the student's is copied
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -33,7 +34,7 @@ from dlmi_utils.grading.lab import Exercise
 
 TIMEOUT_ENAME = "DlmiGraderTimeout"  # the error nbclient reports for a cell past its limit
 PROBE_TIMEOUT = 10.0  # seconds an interrupted kernel has to answer again
-IOPUB_TIMEOUT = 2  # seconds to collect a cell's last outputs after its reply
+IOPUB_TIMEOUT = 1  # seconds to collect a cell's last outputs after its reply
 MAX_TEXT = 2000  # characters kept of an error message or traceback line
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -58,7 +59,7 @@ class CellEvent:
     """Something the student should hear about one cell (index in the submission, or None)."""
 
     index: int | None
-    kind: str  # "error", "timeout", "deadline", "died", "stuck", "output"
+    kind: str  # "error", "timeout", "deadline", "died", "stuck", "output", "watchdog"
     message: str
 
 
@@ -141,6 +142,7 @@ async def _run_session(cells, exercises, limits, seed, nonce, kernel_name) -> Se
         # terminal: what the student prints reaches the grader through the kernel's messages
         async with client.async_setup_kernel(stdout=subprocess.DEVNULL,
                                              stderr=subprocess.DEVNULL):
+            stop = _StopOnSignal(client)
             watchdog = _Watchdog(client, hard_limit)
             try:
                 await _run_cells(client, cells, limits, result)
@@ -149,8 +151,10 @@ async def _run_session(cells, exercises, limits, seed, nonce, kernel_name) -> Se
             finally:
                 watchdog.cancel()
             if watchdog.fired:
-                result.events.append(CellEvent(None, "stuck", (
-                    f"the grader stopped the kernel after its hard limit of {hard_limit:.0f} s")))
+                result.events.append(CellEvent(None, "watchdog", (
+                    f"the grader killed the kernel at its hard limit of {hard_limit:.0f} s")))
+    if stop.signalled:  # Ctrl-C: stop grading, this student's rows are not written
+        raise KeyboardInterrupt("grading interrupted")
     return result
 
 
@@ -253,6 +257,42 @@ def _short(text, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more]"
 
 
+def _kill_kernel(client: NotebookClient) -> None:
+    """SIGKILL the kernel and whatever it started (its own process group)."""
+    provisioner = getattr(client.km, "provisioner", None)
+    pgid = getattr(provisioner, "pgid", None)
+    process = getattr(provisioner, "process", None)
+    try:
+        if pgid and hasattr(os, "killpg"):
+            os.killpg(pgid, signal.SIGKILL)
+        elif process is not None:
+            process.kill()
+    except OSError:
+        pass  # already gone
+
+
+class _StopOnSignal:
+    """On Ctrl-C or SIGTERM, kill the kernel and remember it, so the grading run stops.
+
+    (nbclient's own handler would only shut the kernel down, and the grader would take that
+    for a student's dead kernel.)
+    """
+
+    def __init__(self, client: NotebookClient) -> None:
+        self.signalled = False
+        self._client = client
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or Windows: Ctrl-C works as Python's default
+
+    def _stop(self) -> None:
+        self.signalled = True
+        _kill_kernel(self._client)
+
+
 class _Watchdog:
     """Kill the kernel's process group after ``seconds``, from a thread nothing can starve."""
 
@@ -265,16 +305,7 @@ class _Watchdog:
 
     def _kill(self) -> None:
         self.fired = True
-        provisioner = getattr(self._client.km, "provisioner", None)
-        pgid = getattr(provisioner, "pgid", None)
-        process = getattr(provisioner, "process", None)
-        try:
-            if pgid and hasattr(os, "killpg"):
-                os.killpg(pgid, signal.SIGKILL)
-            elif process is not None:
-                process.kill()
-        except (ProcessLookupError, PermissionError, OSError):
-            pass  # already gone
+        _kill_kernel(self._client)
 
     def cancel(self) -> None:
         self._timer.cancel()
