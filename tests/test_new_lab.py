@@ -19,6 +19,7 @@ from dlmi_utils.notebooks import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = solution_notebooks(ROOT / "solutions")
 
 
 @pytest.fixture
@@ -34,14 +35,27 @@ def test_template_is_never_turned_into_a_student_lab(solutions, tmp_path):
     assert generate_labs(solutions, tmp_path / "labs") == []
 
 
+def _assert_lab_shape(nb) -> None:
+    """CONTRIBUTING.md's shape: what it teaches and needs on top, what to remember at the end."""
+    title = nb.cells[0].source
+    for part in ("What you will learn", "What you need", "Course topics"):
+        assert f"**{part}" in title, f"the title cell says **{part}**"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].source == colab.setup_cell_source()
+    assert all("setup" in c.metadata.get("tags", []) for c in code[:2]), "setup + imports cells"
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "What to remember" in text and "Further reading" in text
+
+
 def test_template_has_the_shape_of_a_lab():
     nb = nbformat.read(ROOT / "solutions" / TEMPLATE, as_version=4)
     assert nb.cells[0].source.startswith("# Lab NN — Title of the lab")
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code[0].source == colab.setup_cell_source()
-    assert all("setup" in c.metadata.get("tags", []) for c in code[:2])
-    headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown"]
-    assert "## What to remember" in headings and "## Further reading" in headings
+    _assert_lab_shape(nb)
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_every_lab_has_the_shape_of_the_template(solution):
+    _assert_lab_shape(nbformat.read(solution, as_version=4))
 
 
 def test_new_lab_fills_in_title_badges_and_clears_outputs(solutions):
