@@ -100,7 +100,6 @@ def grade_notebook(
     nonce = secrets.token_hex(8)
     outcomes: dict[str, dict] = {}
     events: list[CellEvent] = []
-    ran: set[int] = set()
     skip: set[int] = set()
     notes: list[str] = []
     exercises_only = options.exercises_only
@@ -111,7 +110,6 @@ def grade_notebook(
                               options.kernel_name)
         events += session.events
         outcomes.update(session.outcomes)
-        ran |= session.ran
         if session.broke_at is None:
             break
         kind, where = session.broke_at

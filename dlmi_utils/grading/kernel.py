@@ -68,7 +68,6 @@ class SessionResult:
     events: list[CellEvent] = field(default_factory=list)
     outcomes: dict[str, dict] = field(default_factory=dict)  # exercise -> what the check said
     broke_at: tuple[str, int | str | None] | None = None  # ("cell", i) or ("exercise", name)
-    ran: set[int] = field(default_factory=set)  # submission cells that ran to the end
 
 
 class _GraderClient(NotebookClient):
@@ -193,10 +192,7 @@ async def _run_cells(client: _GraderClient, cells, limits: Limits, result: Sessi
             continue
         reply = client.replies.get(pos, {})
         if reply.get("status") == "error":
-            result.events.append(CellEvent(index, "error", _error_text(client.nb.cells[pos],
-                                                                       reply)))
-        elif index is not None:
-            result.ran.add(index)
+            result.events.append(CellEvent(index, "error", _error_text(reply)))
 
 
 async def _run_checks(client: _GraderClient, first: int, exercises, limits, nonce, result) -> None:
@@ -239,7 +235,7 @@ async def _responsive(client: _GraderClient, limits: Limits) -> bool:
     return await _execute(client, len(client.nb.cells) - 1, seconds) == "ok"
 
 
-def _error_text(cell, reply: dict) -> str:
+def _error_text(reply: dict) -> str:
     """``SyntaxError: invalid syntax (line 3)`` from a cell's error reply."""
     ename, evalue = _short(reply.get("ename", "Error")), _short(reply.get("evalue", ""))
     where = ""
