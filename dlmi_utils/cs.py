@@ -552,6 +552,36 @@ def learn_dictionary(
     return D
 
 
+def data_consistency(x, y, mask, nu: float | None = None) -> np.ndarray:
+    """Step 4 of :func:`dictionary_learning_recon`: the measured k-space put back into ``x``.
+
+    With ``s = F x`` (:func:`dlmi_utils.fourier.fft2c`, centred and orthonormal) and the
+    sampled set ``Omega`` (``mask``)::
+
+        s(j) = y(j)                           j in Omega, noiseless data (nu=None)
+        s(j) = (s(j) + nu y(j)) / (1 + nu)    j in Omega, noisy data (nu >= 0)
+        s(j) unchanged                        j not in Omega
+
+    and returns ``F^H s``. ``x`` ``(H, W)`` image (complex or real), ``y`` ``(H, W)`` measured
+    k-space (numpy or torch; its values off the mask are ignored), ``mask`` ``(H, W)`` bool or
+    0/1. Returns ``(H, W)`` complex (``complex64`` for single-precision input).
+    """
+    x = np.asarray(x)
+    y = _to_numpy(y)
+    mask = _to_numpy(mask)
+    if x.ndim != 2 or y.shape != x.shape or mask.shape != x.shape:
+        raise ValueError(
+            f"data_consistency: x, y and mask must all be (H, W) of the same shape, got "
+            f"{x.shape}, {y.shape} and {mask.shape}"
+        )
+    if nu is not None and not nu >= 0:
+        raise ValueError(f"nu must be None (noiseless data) or >= 0, got {nu!r}")
+    mask = mask.astype(bool)
+    k = fft2c(x)
+    k[mask] = y[mask] if nu is None else (k[mask] + nu * y[mask]) / (1 + nu)
+    return ifft2c(k)
+
+
 def dictionary_learning_recon(
     physics,
     y,
@@ -586,7 +616,8 @@ def dictionary_learning_recon(
        geometrically from 0.03 to 0.005 (coarse first, finer details later);
     4. enforces data consistency in k-space, ``s = F x_D``:
        ``s(j) = y(j)`` on the sampled set ``Omega`` (``nu=None``, noiseless data) or
-       ``s(j) = (s(j) + nu y(j)) / (1 + nu)`` (noisy data), unchanged elsewhere; ``x = F^H s``.
+       ``s(j) = (s(j) + nu y(j)) / (1 + nu)`` (noisy data), unchanged elsewhere; ``x = F^H s``
+       (:func:`data_consistency`).
 
     A complex patch is handled as one real vector, its real parts followed by its imaginary
     parts (``2 patch_size^2`` values), so an atom carries a phase pattern too. ``physics``
@@ -691,9 +722,7 @@ def _dictionary_learning(
         coded = omp(D, centred, sparsity, tol=errors[it] ** 2 * centred.shape[1]) @ D
         objective = float(np.sum((coded - centred) ** 2))
         x_d = _assemble(coded + means, x.shape, patch_size, rows, cols, x.dtype)
-        k = fft2c(x_d)
-        k[mask] = y[mask] if nu is None else (k[mask] + nu * y[mask]) / (1 + nu)
-        x_new = ifft2c(k).astype(x.dtype, copy=False)
+        x_new = data_consistency(x_d, y, mask, nu).astype(x.dtype, copy=False)
         done = _converged(x_new, x, tol)
         x = x_new
         track.log(objective, x)

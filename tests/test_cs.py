@@ -214,3 +214,26 @@ def test_bad_inputs_rejected(brain):
         cs.dictionary_learning_recon(coils, coils.A(x))
     with pytest.raises(ValueError, match="one per iteration"):
         cs.dictionary_learning_recon(physics, y, n_iter=3, error_rms=[0.1, 0.2])
+
+
+
+def _kspace(x):
+    """Centred orthonormal FFT written out with numpy, independent of dlmi_utils.fourier."""
+    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x))) / np.sqrt(x.size)
+
+
+def test_data_consistency_puts_the_measured_samples_back(brain):
+    _, x, physics, y = _problem(brain, "random", 4)
+    mask = physics.mask
+    hard = _kspace(cs.data_consistency(np.zeros_like(x), y, mask))
+    np.testing.assert_allclose(hard[mask], y[mask], atol=1e-5)
+    np.testing.assert_allclose(hard[~mask], 0, atol=1e-5)
+    x_d = x + 0.1
+    soft = _kspace(cs.data_consistency(x_d, y, mask, nu=3.0))
+    np.testing.assert_allclose(soft[mask], (_kspace(x_d)[mask] + 3 * y[mask]) / 4, atol=1e-4)
+    np.testing.assert_allclose(soft[~mask], _kspace(x_d)[~mask], atol=1e-4)
+    np.testing.assert_allclose(cs.data_consistency(x_d, y, mask, nu=0.0), x_d, atol=1e-5)
+    with pytest.raises(ValueError, match="same shape"):
+        cs.data_consistency(x[:64], y, mask)
+    with pytest.raises(ValueError, match="nu must be"):
+        cs.data_consistency(x, y, mask, nu=-1.0)
