@@ -17,13 +17,19 @@ Receptive field of a chain of convolutions (kernel ``k_l``, dilation ``d_l``, st
 
 so every 3x3 layer adds ``2 d`` pixels: ``1 + 2 * 17 = 35`` for DnCNN-17 and
 ``1 + 2 * (1+2+3+4+3+2+1) = 33`` for the dilated net (:func:`receptive_field`).
+
+Quantum (Poisson) noise has a variance proportional to the signal; the Anscombe transform
+(:func:`anscombe`) makes it nearly Gaussian of constant variance, so a denoiser trained for
+Gaussian noise of std :func:`vst_sigma` applies, followed by :func:`inverse_anscombe`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -168,18 +174,86 @@ def build_denoiser(kind: str, **kwargs: Any) -> nn.Module:
     return DENOISER_KINDS[kind](**kwargs)
 
 
-def pretrained_denoiser(kind: str = "dilated", sigma: int | str = 25,
-                        device: torch.device | str = "cpu") -> nn.Module:
-    """A shipped denoiser of mammograms in eval mode: ``kind`` ``"dilated"`` or ``"dncnn"``.
+def pretrained_name(kind: str, sigma: float | str) -> str:
+    """The shipped weights for ``kind`` at the 8-bit noise level ``sigma``.
 
-    ``sigma`` is the 8-bit Gaussian noise level it was trained for (the weights
-    ``dlmi_utils/weights/{kind}_s{sigma}``), or ``"blind"`` for the one trained on a range of
-    levels. Made by ``scripts/train_denoisers.py``; ``dlmi_utils.pretrained.load_meta`` tells
-    how, on what data, and its validation PSNR.
+    ``{kind}_s{sigma}`` (trained for that level) when it exists, else ``{kind}_blind``
+    (trained on a range of levels) when ``sigma`` lies in its range; ``sigma="blind"`` asks
+    for the latter.
+    """
+    from dlmi_utils.pretrained import available, load_meta
+
+    if kind not in DENOISER_KINDS:
+        raise ValueError(f"kind must be one of {tuple(DENOISER_KINDS)}, got {kind!r}")
+    names = available()
+    if sigma != "blind":
+        specific = f"{kind}_s{float(sigma):g}"
+        if specific in names:
+            return specific
+    blind = f"{kind}_blind"
+    if blind in names:
+        lo, hi = load_meta(blind)["sigma_range_8bit"]
+        if sigma == "blind" or lo <= float(sigma) <= hi:
+            return blind
+    shipped = [n for n in names if n.startswith(f"{kind}_")]
+    raise FileNotFoundError(
+        f"no shipped {kind} denoiser for sigma={sigma}; available: {shipped}. Train one with "
+        f"scripts/train_denoisers.py --kind {kind} --sigma {sigma}"
+    )
+
+
+def pretrained_denoiser(kind: str = "dilated", sigma: float | str = 25,
+                        device: torch.device | str = "cpu") -> nn.Module:
+    """A shipped denoiser of mammograms in eval mode: ``kind`` ``"dilated"`` or ``"dncnn"``
+    for the 8-bit Gaussian noise level ``sigma`` (:func:`pretrained_name` picks the weights).
+
+    Made by ``scripts/train_denoisers.py`` on the training case only;
+    ``dlmi_utils.pretrained.load_meta(model.weights_name)`` tells how, on what data (pixel
+    size included) and its validation PSNR.
     """
     from dlmi_utils.pretrained import load_meta, load_pretrained
 
-    name = f"{kind}_{sigma}" if isinstance(sigma, str) else f"{kind}_s{int(sigma)}"
+    name = pretrained_name(kind, sigma)
     meta = load_meta(name)
     model = build_denoiser(meta["kind"], **meta["model_kwargs"])
-    return load_pretrained(name, model, device)[0]
+    model = load_pretrained(name, model, device)[0]
+    model.weights_name = name
+    return model
+
+
+# ----------------------------------------------------------------------------- Poisson noise
+def _check_photons(photons: float) -> None:
+    if not (photons > 0 and math.isfinite(photons)):
+        raise ValueError(f"photons must be a positive number, got {photons}")
+
+
+def vst_sigma(photons: float) -> float:
+    """Std of the noise after :func:`anscombe` at ``photons`` per unit signal:
+    ``1 / (2 sqrt(photons))`` (times 255 for the 8-bit level)."""
+    _check_photons(photons)
+    return 0.5 / math.sqrt(photons)
+
+
+def anscombe(y: np.ndarray, photons: float) -> np.ndarray:
+    """Anscombe transform of ``y = k / photons`` (``k`` Poisson counts), scaled to [0, ~1]:
+
+    ``z = 2 sqrt(k + 3/8) / (2 sqrt(photons)) = sqrt(y + 3 / (8 photons))``; the noise of ``z``
+    is close to Gaussian with std :func:`vst_sigma` whatever the signal (for counts >~ 4).
+    """
+    _check_photons(photons)
+    y = np.asarray(y, dtype=np.float64)
+    return np.sqrt(np.maximum(y + 3.0 / (8.0 * photons), 0.0))
+
+
+def inverse_anscombe(z: np.ndarray, photons: float) -> np.ndarray:
+    """Back from :func:`anscombe`'s domain to ``y`` with the closed-form approximation of the
+    exact unbiased inverse (Mäkitalo & Foi, IEEE TIP 2011), better than the algebraic
+    ``z^2 - 3 / (8 photons)`` at low counts: with ``D = 2 sqrt(photons) z``,
+
+    ``k = D^2/4 + sqrt(3/2)/4 D^-1 - 11/8 D^-2 + 5 sqrt(3/2)/8 D^-3 - 1/8``, ``y = k / photons``.
+    """
+    _check_photons(photons)
+    d = np.maximum(2.0 * math.sqrt(photons) * np.asarray(z, dtype=np.float64), 1e-3)
+    c = math.sqrt(1.5)
+    k = d**2 / 4 + c / 4 / d - 11 / 8 / d**2 + 5 * c / 8 / d**3 - 1 / 8
+    return np.maximum(k, 0.0) / photons

@@ -1,0 +1,168 @@
+"""DnCNN and the dilated denoiser: shapes, residual learning, receptive field, parameters."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dlmi_utils.models import DilatedDenoiser, DnCNN, receptive_field
+from dlmi_utils.models.denoisers import (
+    IRCNN_DILATIONS,
+    anscombe,
+    build_denoiser,
+    count_parameters,
+    dilated_block,
+    inverse_anscombe,
+    vst_sigma,
+)
+from dlmi_utils.noise import add_poisson_noise
+
+
+def _impulse_response_width(model: nn.Module, size: int = 81) -> int:
+    """Side of the region of the output that changes when one input pixel changes."""
+    torch.manual_seed(0)
+    nn.init.normal_(model.body[-1].weight)  # the last layer starts at zero: no response yet
+    model.eval()
+    x = torch.rand(1, 1, size, size, dtype=torch.float64)
+    x2 = x.clone()
+    x2[0, 0, size // 2, size // 2] += 1.0
+    model = model.double()
+    with torch.no_grad():
+        diff = (model(x2) - model(x)).abs()[0, 0] > 0
+    rows = torch.nonzero(diff.any(dim=1)).flatten()
+    return int(rows.max() - rows.min() + 1)
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        (DnCNN(depth=17), 35),
+        (DnCNN(depth=5, features=8), 11),
+        (DilatedDenoiser(dilations=IRCNN_DILATIONS), 33),
+        (DilatedDenoiser(dilations=(1,) * 7), 15),
+        (DilatedDenoiser(dilations=(1, 2, 1)), 9),
+    ],
+)
+def test_receptive_field_known_values(model, expected):
+    assert receptive_field(model) == expected
+
+
+def test_receptive_field_with_stride_and_pooling():
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.MaxPool2d(2), nn.Conv2d(1, 1, 3),
+                        nn.Conv2d(1, 1, 3, stride=2), nn.Conv2d(1, 1, 3))
+    # 1 + 2 (conv) + 1 (pool 2x2) + 2*2 + 2*2 + 2*2*2 = 20
+    assert receptive_field(net) == 20
+
+
+def test_receptive_field_without_convolution_is_an_error():
+    with pytest.raises(ValueError, match="no Conv2d"):
+        receptive_field(nn.Sequential(nn.ReLU()))
+
+
+@pytest.mark.parametrize("model", [DnCNN(depth=6, features=8),
+                                   DilatedDenoiser(features=8, dilations=(1, 2, 3, 2, 1)),
+                                   DilatedDenoiser(features=8, dilations=(1, 1, 1, 1, 1))])
+def test_receptive_field_matches_impulse_response(model):
+    assert _impulse_response_width(model) == receptive_field(model)
+
+
+def test_dilated_and_plain_nets_have_the_same_parameters():
+    dilated = DilatedDenoiser(features=16)
+    plain = DilatedDenoiser(features=16, dilations=(1,) * 7)
+    assert count_parameters(dilated) == count_parameters(plain)
+    assert receptive_field(dilated) > 2 * receptive_field(plain)
+
+
+def test_parameter_counts_of_the_papers():
+    # DnCNN-S (17 layers, 64 features): 556,032 conv weights and biases + BN
+    assert count_parameters(DnCNN()) == 556_097
+    # IRCNN denoiser prior: 7 layers of 64 features
+    assert count_parameters(DilatedDenoiser()) == 186_177
+
+
+@pytest.mark.parametrize("kind", ["dncnn", "dilated"])
+def test_output_has_input_shape_for_odd_sizes(kind):
+    model = build_denoiser(kind, features=8, **({"depth": 5} if kind == "dncnn" else {}))
+    x = torch.rand(2, 1, 37, 53)
+    assert model(x).shape == x.shape
+
+
+@pytest.mark.parametrize("kind", ["dncnn", "dilated"])
+def test_residual_learning_returns_input_minus_predicted_noise(kind):
+    model = build_denoiser(kind, features=8, **({"depth": 5} if kind == "dncnn" else {}))
+    model.eval()
+    x = torch.rand(1, 1, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(model(x), x), "the zero-initialised last layer gives the input back"
+        nn.init.normal_(model.body[-1].weight)
+        assert not torch.equal(model(x), x)
+        assert torch.allclose(model(x), x - model.body(x))
+
+
+def test_non_residual_net_returns_the_body_output():
+    model = DilatedDenoiser(features=8, residual=False).eval()
+    x = torch.rand(1, 1, 20, 20)
+    with torch.no_grad():
+        nn.init.normal_(model.body[-1].weight)
+        assert torch.allclose(model(x), model.body(x))
+
+
+def test_dncnn_has_batch_norm_in_the_middle_layers_only():
+    model = DnCNN(depth=6, features=8)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(bns) == 4
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.body[0])
+
+
+def test_dilated_block_keeps_size_and_uses_its_dilation():
+    block = dilated_block(4, 6, dilation=3)
+    conv = block[0]
+    assert conv.dilation == (3, 3) and conv.padding == (3, 3)
+    assert block(torch.rand(2, 4, 15, 17)).shape == (2, 6, 15, 17)
+    with pytest.raises(ValueError, match="dilation"):
+        dilated_block(1, 1, dilation=0)
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        DilatedDenoiser(features=4)(torch.rand(16, 16))
+    with pytest.raises(ValueError, match="kind"):
+        build_denoiser("unet")
+
+
+def test_a_few_steps_reduce_the_denoising_error():
+    torch.manual_seed(0)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(8, 1, 40, 40), 5, 1, 2)
+    noisy = clean + 0.1 * torch.randn_like(clean)
+    model = DilatedDenoiser(features=16)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = ((noisy - clean) ** 2).mean().item()
+    for _ in range(60):
+        loss = ((model(noisy) - clean) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        after = ((model(noisy) - clean) ** 2).mean().item()
+    assert after < 0.5 * before
+
+
+@pytest.mark.parametrize("level", [0.1, 0.4, 0.9])
+def test_anscombe_stabilises_poisson_variance(level):
+    photons = 200.0
+    y = add_poisson_noise(np.full(200_000, level), photons, seed=1)
+    z = anscombe(y, photons)
+    assert z.std() == pytest.approx(vst_sigma(photons), rel=0.03)
+
+
+def test_inverse_anscombe_is_unbiased_where_algebraic_inverse_is_not():
+    photons, level = 50.0, 0.1  # 5 photons: low counts
+    z = anscombe(add_poisson_noise(np.full(400_000, level), photons, seed=2), photons)
+    exact = inverse_anscombe(np.full_like(z, z.mean()), photons)[0]
+    # the unbiased inverse maps E[z] back to the true level; z^2 - 3/(8N) does not
+    assert exact == pytest.approx(level, rel=0.02)
+    algebraic = z.mean() ** 2 - 3 / (8 * photons)
+    assert abs(algebraic - level) > 3 * abs(exact - level)
+    with pytest.raises(ValueError, match="photons"):
+        anscombe(z, 0)
