@@ -1,0 +1,216 @@
+"""Training patches cut from large images (mammograms): inside the breast, flipped, seeded.
+
+A mammogram is ~1100 x 700 pixels at 0.2 mm, and most of it is background; a denoiser learns
+from small patches (40-64 pixels, more than its receptive field) drawn where there is tissue:
+
+- :class:`PatchDataset` draws ``patch_size`` squares uniformly among the positions where at
+  least ``min_inside`` of the patch lies in the mask (the breast), from all images at once
+  (larger images give more patches), with random horizontal / vertical flips;
+- :class:`NoisyPatches` pairs each clean patch with a noisy copy, ``(noisy, clean)``, the
+  batches that ``dlmi_utils.train.fit`` expects (``pair_step``).
+
+Every draw depends only on ``(seed, epoch, index)``: the same index gives the same patch and
+the same noise in every run, in any order, in any DataLoader worker; ``set_epoch`` (called by
+``fit``) draws a new set for the next epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise
+
+
+def window_fraction(mask: np.ndarray, size: int) -> np.ndarray:
+    """Fraction of ``True`` in each ``size x size`` window of ``mask`` ``(H, W)`` bool.
+
+    Returns ``(H - size + 1, W - size + 1)`` float64; entry ``[i, j]`` is for the window whose
+    top-left pixel is ``(i, j)``. Computed with an integral image (summed-area table).
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2:
+        raise ValueError(f"the mask must be 2-D (H, W), got shape {m.shape}")
+    if size < 1 or size > min(m.shape):
+        raise ValueError(f"size must be in [1, {min(m.shape)}] for a mask of shape {m.shape}")
+    s = np.zeros((m.shape[0] + 1, m.shape[1] + 1), dtype=np.int64)
+    s[1:, 1:] = np.cumsum(np.cumsum(m, axis=0), axis=1)
+    total = s[size:, size:] - s[:-size, size:] - s[size:, :-size] + s[:-size, :-size]
+    return total / float(size * size)
+
+
+class PatchDataset(Dataset):
+    """``n_patches`` random ``(1, P, P)`` float32 patches of ``images`` (each ``(H, W)``).
+
+    ``masks`` (bool, same shapes; ``None``: everywhere) restricts the patches to those with at
+    least ``min_inside`` of their pixels in the mask. ``flips``: a random horizontal and a
+    random vertical flip each (the anatomy of a breast patch has no preferred orientation).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        masks: Sequence[np.ndarray] | None = None,
+        patch_size: int = 48,
+        n_patches: int = 1024,
+        min_inside: float = 0.9,
+        flips: bool = True,
+        seed: int = 0,
+    ):
+        if len(images) == 0:
+            raise ValueError("PatchDataset needs at least one image")
+        if masks is not None and len(masks) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(masks)} masks")
+        if not 0.0 <= min_inside <= 1.0:
+            raise ValueError(f"min_inside is a fraction in [0, 1], got {min_inside}")
+        if n_patches < 1:
+            raise ValueError(f"n_patches must be positive, got {n_patches}")
+        self.images = [np.ascontiguousarray(im, dtype=np.float32) for im in images]
+        self.patch_size, self.n_patches = int(patch_size), int(n_patches)
+        self.flips, self.seed, self.epoch = flips, int(seed), 0
+        self._corners: list[np.ndarray] = []  # flat indices of valid top-left corners
+        self._widths: list[int] = []
+        for i, im in enumerate(self.images):
+            if im.ndim != 2:
+                raise ValueError(f"image {i} must be 2-D (H, W), got shape {im.shape}")
+            if min(im.shape) < self.patch_size:
+                raise ValueError(
+                    f"image {i} ({im.shape}) is smaller than patch_size={self.patch_size}"
+                )
+            mask = np.ones(im.shape, bool) if masks is None else np.asarray(masks[i], bool)
+            if mask.shape != im.shape:
+                raise ValueError(f"mask {i} has shape {mask.shape}, its image {im.shape}")
+            valid = window_fraction(mask, self.patch_size) >= min_inside - 1e-12
+            self._corners.append(np.flatnonzero(valid).astype(np.int64))
+            self._widths.append(valid.shape[1])
+        counts = np.array([len(c) for c in self._corners])
+        if counts.sum() == 0:
+            raise ValueError(
+                f"no {self.patch_size}x{self.patch_size} patch has {min_inside:.0%} of its "
+                "pixels inside the masks: lower min_inside or patch_size"
+            )
+        self._cumulative = np.cumsum(counts)
+
+    def __len__(self) -> int:
+        return self.n_patches
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw another set of patches (``fit`` calls it before each epoch)."""
+        self.epoch = int(epoch)
+
+    def rng(self, index: int, stream: int = 0) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch (``stream`` 0: the patch,
+        1: its noise)."""
+        return np.random.default_rng([self.seed, self.epoch, int(index), int(stream)])
+
+    def locate(self, index: int) -> tuple[int, int, int, bool, bool]:
+        """``(image, row, col, flip_h, flip_v)`` of item ``index`` (top-left corner)."""
+        if not 0 <= index < self.n_patches:
+            raise IndexError(f"index {index} out of range for {self.n_patches} patches")
+        rng = self.rng(index)
+        k = int(rng.integers(self._cumulative[-1]))
+        i = int(np.searchsorted(self._cumulative, k, side="right"))
+        k -= int(self._cumulative[i - 1]) if i > 0 else 0
+        row, col = divmod(int(self._corners[i][k]), self._widths[i])
+        fh, fv = (bool(b) for b in rng.integers(2, size=2)) if self.flips else (False, False)
+        return i, row, col, fh, fv
+
+    def patch(self, index: int) -> np.ndarray:
+        """Item ``index`` as a ``(P, P)`` float32 array."""
+        i, row, col, fh, fv = self.locate(index)
+        p = self.images[i][row : row + self.patch_size, col : col + self.patch_size]
+        if fh:
+            p = p[:, ::-1]
+        if fv:
+            p = p[::-1, :]
+        return np.ascontiguousarray(p)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.patch(index))[None]
+
+
+def breast_crops(mask: np.ndarray, size: int, n: int, min_inside: float = 1.0
+                 ) -> list[tuple[int, int]]:
+    """Top-left corners ``(row, col)`` of ``n`` fixed, non-overlapping ``size x size`` crops
+    with at least ``min_inside`` of their pixels in ``mask`` ``(H, W)``.
+
+    No randomness (evaluation crops must not move): candidates on a grid of step
+    ``size // 8``; the first is the one nearest the centroid of the mask, each next one the
+    candidate farthest from those taken (farthest-point sampling) that overlaps none of them.
+    """
+    m = np.asarray(mask, dtype=bool)
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    frac = window_fraction(m, size)
+    step = max(1, size // 8)
+    rows, cols = np.nonzero(frac[::step, ::step] >= min_inside - 1e-12)
+    cand = np.stack([rows * step, cols * step], axis=1)
+    chosen: list[np.ndarray] = []
+    if len(cand):
+        centre = np.argwhere(m).mean(axis=0) - size / 2
+        chosen.append(cand[np.argmin(np.abs(cand - centre).sum(axis=1))])
+    while 0 < len(chosen) < n:
+        gap = np.min([np.abs(cand - c).max(axis=1) for c in chosen], axis=0)  # Chebyshev
+        best = int(np.argmax(gap))
+        if gap[best] < size:  # every candidate left overlaps a crop already taken
+            break
+        chosen.append(cand[best])
+    if len(chosen) < n:
+        raise ValueError(
+            f"only {len(chosen)} non-overlapping {size}x{size} crops have {min_inside:.0%} of "
+            f"their pixels in the mask, {n} asked: lower size, n or min_inside"
+        )
+    return [(int(r), int(c)) for r, c in chosen]
+
+
+NoiseFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def gaussian_noise(sigma: float | tuple[float, float]) -> NoiseFn:
+    """Additive white Gaussian noise of std ``sigma`` (image scale: ``15 / 255`` for 8-bit 15),
+    or, for a pair ``(lo, hi)``, a std drawn uniformly in it for each patch (blind training)."""
+    lo, hi = (sigma, sigma) if np.isscalar(sigma) else (float(sigma[0]), float(sigma[1]))
+    if not 0 <= lo <= hi:
+        raise ValueError(f"sigma must be >= 0 (or a range lo <= hi), got {sigma}")
+
+    def noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        s = lo + (hi - lo) * float(torch.rand((), generator=g)) if hi > lo else lo
+        return add_gaussian_noise(x, s, seed=g)
+
+    return noise
+
+
+def poisson_noise(photons: float) -> NoiseFn:
+    """Quantum noise at ``photons`` per pixel for ``x = 1`` (see ``add_poisson_noise``)."""
+    if not photons > 0:
+        raise ValueError(f"photons must be positive, got {photons}")
+
+    def noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return add_poisson_noise(x, photons, seed=g)
+
+    return noise
+
+
+class NoisyPatches(Dataset):
+    """``(noisy, clean)`` pairs, each ``(1, P, P)`` float32, from a :class:`PatchDataset`.
+
+    ``noise(clean, generator)`` (e.g. :func:`gaussian_noise`) draws with a generator seeded by
+    ``(seed, epoch, index)``, so a patch keeps the same noise when read twice.
+    """
+
+    def __init__(self, patches: PatchDataset, noise: NoiseFn):
+        self.patches, self.noise = patches, noise
+
+    def __len__(self) -> int:
+        return len(self.patches)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.patches.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        clean = self.patches[index]
+        g = torch.Generator().manual_seed(int(self.patches.rng(index, 1).integers(2**62)))
+        return self.noise(clean, g).float(), clean

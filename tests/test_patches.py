@@ -1,0 +1,129 @@
+"""Patch datasets: inside the mask, seeded, flipped, paired with reproducible noise."""
+
+import numpy as np
+import pytest
+import torch
+
+from dlmi_utils.patches import (
+    NoisyPatches,
+    PatchDataset,
+    breast_crops,
+    gaussian_noise,
+    poisson_noise,
+    window_fraction,
+)
+
+
+def _image_and_disc(shape=(120, 90), radius=35):
+    rng = np.random.default_rng(0)
+    image = rng.random(shape).astype(np.float32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    mask = (yy - shape[0] / 2) ** 2 + (xx - shape[1] / 3) ** 2 < radius**2
+    return image, mask
+
+
+def test_window_fraction_matches_brute_force():
+    _, mask = _image_and_disc()
+    frac = window_fraction(mask, 16)
+    assert frac.shape == (120 - 15, 90 - 15)
+    for r, c in [(0, 0), (40, 10), (52, 22), (104, 74)]:
+        assert frac[r, c] == pytest.approx(mask[r : r + 16, c : c + 16].mean())
+
+
+def test_patches_lie_inside_the_mask():
+    image, mask = _image_and_disc()
+    ds = PatchDataset([image], [mask], patch_size=16, n_patches=200, min_inside=1.0, seed=3)
+    for i in range(len(ds)):
+        _, r, c, _, _ = ds.locate(i)
+        assert mask[r : r + 16, c : c + 16].all()
+
+
+def test_patch_is_the_image_content_with_its_flips():
+    image, mask = _image_and_disc()
+    ds = PatchDataset([image], [mask], patch_size=16, n_patches=100, seed=1)
+    flips = set()
+    for i in range(len(ds)):
+        _, r, c, fh, fv = ds.locate(i)
+        expected = image[r : r + 16, c : c + 16]
+        expected = expected[:, ::-1] if fh else expected
+        expected = expected[::-1] if fv else expected
+        np.testing.assert_array_equal(ds[i][0].numpy(), expected)
+        flips.add((fh, fv))
+    assert flips == {(False, False), (False, True), (True, False), (True, True)}
+
+
+def test_same_seed_same_patches_new_epoch_new_patches():
+    image, mask = _image_and_disc()
+    a = PatchDataset([image], [mask], patch_size=16, n_patches=20, seed=5)
+    b = PatchDataset([image], [mask], patch_size=16, n_patches=20, seed=5)
+    assert all(torch.equal(a[i], b[i]) for i in reversed(range(20)))  # any order
+    before = [a.locate(i) for i in range(20)]
+    a.set_epoch(1)
+    assert [a.locate(i) for i in range(20)] != before
+    c = PatchDataset([image], [mask], patch_size=16, n_patches=20, seed=6)
+    assert [c.locate(i) for i in range(20)] != before
+
+
+def test_images_are_sampled_in_proportion_to_their_valid_positions():
+    image, mask = _image_and_disc()
+    small = np.zeros_like(mask)
+    small[40:60, 30:50] = True  # 5 x 5 = 25 valid 16-pixel corners vs ~1000 in the disc
+    ds = PatchDataset([image, image], [mask, small], patch_size=16, n_patches=2000,
+                      min_inside=1.0, seed=0)
+    counts = np.bincount([ds.locate(i)[0] for i in range(len(ds))], minlength=2)
+    n_valid = [(window_fraction(m, 16) >= 1).sum() for m in (mask, small)]
+    expected = n_valid[1] / sum(n_valid)
+    assert counts[1] / counts.sum() == pytest.approx(expected, abs=0.015)
+
+
+def test_no_valid_patch_is_a_clear_error():
+    image, _ = _image_and_disc()
+    with pytest.raises(ValueError, match="min_inside"):
+        PatchDataset([image], [np.zeros(image.shape, bool)], patch_size=16)
+    with pytest.raises(ValueError, match="smaller than patch_size"):
+        PatchDataset([image[:10]], patch_size=16)
+
+
+def test_noisy_pairs_are_reproducible_and_have_the_noise_level():
+    image, mask = _image_and_disc((200, 200), 90)
+    image[:] = 0.5
+    ds = NoisyPatches(PatchDataset([image], [mask], patch_size=32, n_patches=64, seed=0),
+                      gaussian_noise(25 / 255))
+    noisy, clean = ds[7]
+    assert noisy.shape == clean.shape == (1, 32, 32) and noisy.dtype == torch.float32
+    assert torch.equal(ds[7][0], noisy)
+    residuals = torch.stack([ds[i][0] - ds[i][1] for i in range(len(ds))])
+    assert residuals.std().item() == pytest.approx(25 / 255, rel=0.03)
+    assert not torch.equal(ds[8][0] - ds[8][1], noisy - clean)
+
+
+def test_blind_noise_draws_a_level_per_patch():
+    image, mask = _image_and_disc((200, 200), 90)
+    image[:] = 0.5
+    ds = NoisyPatches(PatchDataset([image], [mask], patch_size=32, n_patches=100, seed=0),
+                      gaussian_noise((5 / 255, 50 / 255)))
+    stds = np.array([(ds[i][0] - ds[i][1]).std().item() * 255 for i in range(len(ds))])
+    assert stds.min() < 12 and stds.max() > 43
+
+
+def test_poisson_patches_are_unbiased_with_signal_dependent_variance():
+    image, mask = _image_and_disc((200, 200), 90)
+    image[:] = 0.25
+    ds = NoisyPatches(PatchDataset([image], [mask], patch_size=32, n_patches=50, seed=0),
+                      poisson_noise(400))
+    diff = torch.stack([ds[i][0] - ds[i][1] for i in range(len(ds))])
+    assert abs(diff.mean().item()) < 2e-3
+    assert diff.var().item() == pytest.approx(0.25 / 400, rel=0.05)
+
+
+def test_breast_crops_are_fixed_inside_and_disjoint():
+    _, mask = _image_and_disc((300, 300), 130)
+    crops = breast_crops(mask, 64, 4)
+    assert crops == breast_crops(mask, 64, 4)
+    for r, c in crops:
+        assert mask[r : r + 64, c : c + 64].all()
+    for i, a in enumerate(crops):
+        for b in crops[i + 1 :]:
+            assert max(abs(a[0] - b[0]), abs(a[1] - b[1])) >= 64
+    with pytest.raises(ValueError, match="non-overlapping"):
+        breast_crops(mask, 64, 50)
