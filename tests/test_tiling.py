@@ -1,0 +1,111 @@
+"""Tiled inference: the tiles cover the image, the result equals one pass, memory is bounded."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dlmi_utils.models import DilatedDenoiser, DnCNN, receptive_field
+from dlmi_utils.tiling import default_overlap, plan_tiles, predict_tiled, tile_starts
+
+
+class RecordingModel(nn.Module):
+    """Wraps a model and records the shape of every input it sees."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.shapes = model, []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return self.model(x)
+
+
+def _random_net(model: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, std=0.3)
+        if isinstance(m, nn.BatchNorm2d):  # non-trivial running statistics
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("size, tile, overlap", [(100, 32, 8), (64, 64, 10), (50, 80, 10),
+                                                 (97, 40, 39), (300, 256, 32)])
+def test_tiles_cover_the_axis_with_the_requested_overlap(size, tile, overlap):
+    starts = tile_starts(size, tile, overlap)
+    length = min(tile, size)
+    assert starts[0] == 0 and starts[-1] + length == size
+    covered = np.zeros(size, bool)
+    for s in starts:
+        covered[s : s + length] = True
+    assert covered.all()
+    gaps = np.diff(starts)
+    assert (gaps <= length - overlap).all() and (gaps > 0).all()
+
+
+def test_bad_overlap_is_a_clear_error():
+    with pytest.raises(ValueError, match="overlap"):
+        tile_starts(100, 32, 32)
+    with pytest.raises(ValueError, match="blend"):
+        predict_tiled(nn.Identity(), np.zeros((8, 8)), blend="max", overlap=0)
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        predict_tiled(nn.Identity(), np.zeros((1, 8, 8)), overlap=0)
+
+
+@pytest.mark.parametrize("make", [lambda: DilatedDenoiser(features=8),
+                                  lambda: DnCNN(depth=6, features=8)])
+def test_crop_blend_equals_one_pass_when_overlap_covers_receptive_field(make):
+    model = _random_net(make())
+    image = np.random.default_rng(0).random((150, 113)).astype(np.float32)
+    with torch.no_grad():
+        full = model(torch.from_numpy(image)[None, None])[0, 0].numpy()
+    assert default_overlap(model) == receptive_field(model) - 1
+    tiled = predict_tiled(model, image, tile=48, batch_size=3)
+    np.testing.assert_allclose(tiled, full, atol=1e-5)
+
+
+def test_too_small_overlap_changes_the_result():
+    """The check above is not vacuous: a margin below the receptive field shows seams."""
+    model = _random_net(DilatedDenoiser(features=8))
+    image = np.random.default_rng(0).random((150, 113)).astype(np.float32)
+    with torch.no_grad():
+        full = model(torch.from_numpy(image)[None, None])[0, 0].numpy()
+    tiled = predict_tiled(model, image, tile=48, overlap=4)
+    assert np.abs(tiled - full).max() > 1e-3
+
+
+def test_linear_blend_weights_average_to_identity():
+    image = np.random.default_rng(1).random((90, 70)).astype(np.float32)
+    out = predict_tiled(nn.Identity(), image, tile=32, overlap=12, blend="linear")
+    np.testing.assert_allclose(out, image, rtol=1e-6)
+    out = predict_tiled(nn.Identity(), image, tile=32, overlap=12, blend="crop")
+    np.testing.assert_allclose(out, image, rtol=1e-6)
+
+
+def test_model_never_sees_more_than_batch_size_tiles():
+    model = RecordingModel(_random_net(DilatedDenoiser(features=4)))
+    image = np.random.default_rng(2).random((300, 200)).astype(np.float32)
+    plan = plan_tiles(image.shape, tile=64, overlap=32)
+    predict_tiled(model, image, tile=64, overlap=32, batch_size=2)
+    assert sum(s[0] for s in model.shapes) == plan.n_tiles
+    assert max(int(np.prod(s)) for s in model.shapes) <= 2 * 64 * 64
+
+
+def test_full_size_mammogram_plan_is_bounded():
+    """A 4500 x 2800 film (the native CBIS-DDSM scan) in 512-pixel tiles: the network input
+    is 0.1 % of the image, whatever its size."""
+    plan = plan_tiles((4500, 2800), tile=512, overlap=32)
+    assert plan.tile == (512, 512)
+    assert plan.n_tiles == len(tile_starts(4500, 512, 32)) * len(tile_starts(2800, 512, 32))
+    assert plan.n_tiles == 10 * 6
+    per_tile = 512 * 512
+    assert per_tile / (4500 * 2800) < 0.021
+
+
+def test_restores_training_mode_and_accepts_tensors():
+    model = DilatedDenoiser(features=4).train()
+    out = predict_tiled(model, torch.rand(50, 50), tile=40)
+    assert model.training and out.shape == (50, 50) and out.dtype == np.float32
