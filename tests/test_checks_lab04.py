@@ -1,0 +1,89 @@
+"""Lab 04 checks: the reference answers pass, the usual slips fail with a useful hint."""
+
+import math
+
+import numpy as np
+import pytest
+from torch import nn
+
+from dlmi_utils.checks.lab04 import (
+    check_breast_psnr,
+    check_dilated_block,
+    check_receptive_field_of,
+    check_residual_loss,
+)
+from dlmi_utils.models.denoisers import dilated_block
+
+
+def _stub(*args):
+    raise NotImplementedError("dilated_block is not implemented yet")
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_reference_answers_pass(strict):
+    assert check_dilated_block(lambda i, o, d: dilated_block(i, o, d), strict).ok
+    assert check_residual_loss(
+        lambda R, y, x: ((R(y) - (y - x)) ** 2).sum() / (2 * y.shape[0]), strict).ok
+    assert check_receptive_field_of(
+        lambda ks, ds: 1 + sum((k - 1) * d for k, d in zip(ks, ds, strict=True)), strict).ok
+    assert check_breast_psnr(
+        lambda r, x, m, dr: 10 * math.log10(dr**2 / np.mean((x - r)[m] ** 2)), strict).ok
+
+
+def test_stub_reads_as_not_implemented():
+    assert check_dilated_block(_stub).status == "not_implemented"
+
+
+def test_dilated_block_with_padding_one_gets_the_padding_hint():
+    def slip(i, o, d):
+        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, dilation=d), nn.BatchNorm2d(o),
+                             nn.ReLU())
+    result = check_dilated_block(slip)
+    assert not result.ok and any("padding must be" in m for m in result.messages)
+
+
+def test_dilated_block_without_dilation_fails():
+    result = check_dilated_block(lambda i, o, d: dilated_block(i, o, 1))
+    assert not result.ok and any("dilation" in m for m in result.messages)
+
+
+def test_dilated_block_without_relu_fails():
+    def slip(i, o, d):
+        return nn.Sequential(nn.Conv2d(i, o, 3, padding=d, dilation=d), nn.BatchNorm2d(o))
+    result = check_dilated_block(slip)
+    assert not result.ok and any("ReLU" in m for m in result.messages)
+
+
+def test_residual_loss_slips_get_hints():
+    wrong_sign = check_residual_loss(lambda R, y, x: ((R(y) - (x - y)) ** 2).sum() / (2 * len(y)))
+    assert not wrong_sign.ok and any("y - x" in m for m in wrong_sign.messages)
+    pixel_mean = check_residual_loss(lambda R, y, x: ((R(y) - (y - x)) ** 2).mean())
+    assert not pixel_mean.ok and any("Frobenius" in m for m in pixel_mean.messages)
+    no_half = check_residual_loss(lambda R, y, x: ((R(y) - (y - x)) ** 2).sum() / len(y))
+    assert not no_half.ok and any("1/2" in m for m in no_half.messages)
+    numpy_value = check_residual_loss(
+        lambda R, y, x: float(((R(y) - (y - x)) ** 2).sum() / (2 * len(y))))
+    assert not numpy_value.ok
+
+
+def test_receptive_field_off_by_one_gets_its_hint():
+    result = check_receptive_field_of(
+        lambda ks, ds: sum((k - 1) * d for k, d in zip(ks, ds, strict=True)))
+    assert not result.ok and any("off by one" in m for m in result.messages)
+
+
+def test_breast_psnr_with_multiplied_mask_gets_its_hint():
+    def slip(r, x, m, dr):
+        return 10 * math.log10(dr**2 / np.mean(((x - r) * m) ** 2))
+    result = check_breast_psnr(slip)
+    assert not result.ok and any("zeros in the mean" in m for m in result.messages)
+    ignores = check_breast_psnr(lambda r, x, m, dr: 10 * math.log10(dr**2 / np.mean((x - r) ** 2)))
+    assert not ignores.ok and any("mask is not used" in m for m in ignores.messages)
+
+
+def test_checks_survive_exceptions_in_student_code():
+    def broken(*args):
+        raise RuntimeError("boom")
+    for check in (check_dilated_block, check_residual_loss, check_receptive_field_of,
+                  check_breast_psnr):
+        assert check(broken).status == "error"
