@@ -10,6 +10,7 @@ from dlmi_utils.patches import (
     breast_crops,
     gaussian_noise,
     poisson_noise,
+    salient_crop,
     window_fraction,
 )
 
@@ -127,3 +128,43 @@ def test_breast_crops_are_fixed_inside_and_disjoint():
             assert max(abs(a[0] - b[0]), abs(a[1] - b[1])) >= 64
     with pytest.raises(ValueError, match="non-overlapping"):
         breast_crops(mask, 64, 50)
+
+
+def _tissue(shape=(120, 150), seed=0):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    x = 0.4 + 0.05 * ndimage.gaussian_filter(rng.standard_normal(shape), 6) / 0.02
+    return x.clip(0, 1), np.ones(shape, bool)
+
+
+def test_salient_crop_finds_a_planted_speck():
+    x, mask = _tissue()
+    x[70:72, 101:103] += 0.5  # a 2 x 2 bright speck
+    r, c = salient_crop(x, mask, 32, "spots", radius=3)
+    assert r <= 70 and 72 <= r + 32 and c <= 101 and 103 <= c + 32
+    assert abs(r + 16 - 71) <= 1 and abs(c + 16 - 102) <= 1
+
+
+def test_salient_crop_finds_a_planted_margin_and_stays_in_the_mask():
+    x, mask = _tissue()
+    x[30:60, 40:70] += 0.3  # a bright block: its outline is the strongest edge
+    mask[:, 120:] = False
+    r, c = salient_crop(x, mask, 40, "edges", radius=1.5)
+    assert mask[r : r + 40, c : c + 40].all()
+    box = np.zeros_like(mask)
+    box[r : r + 40, c : c + 40] = True
+    outline = np.zeros_like(mask)
+    outline[29:61, 39:71] = True
+    outline[31:59, 41:69] = False
+    assert (box & outline).any()
+
+
+def test_salient_crop_bad_input_is_a_clear_error():
+    x, mask = _tissue((40, 40))
+    with pytest.raises(ValueError, match="kind"):
+        salient_crop(x, mask, 16, "blobs")
+    with pytest.raises(ValueError, match="mask"):
+        salient_crop(x, mask[:20], 16)
+    with pytest.raises(ValueError, match="no 16x16 crop"):
+        salient_crop(x, np.zeros_like(mask), 16)
