@@ -1,10 +1,10 @@
 """The two image sets of the GAN lab, in ``[-1, 1]`` (the range of the generator's ``tanh``).
 
 - :func:`brain_images`: ``64x64`` slices of the MNI152 T1 template in all three orientations
-  (axial, coronal, sagittal) at 3 mm pixels, from the slab splits of
-  :func:`dlmi_utils.data.load_brain_slices` (held-out slabs are 6 mm or more from any training
-  slice). It is *one* brain: 178 training slices, and the held-out slices are other parts of
-  the same template, not other subjects.
+  (axial, coronal, sagittal) at 3 mm pixels, from :func:`dlmi_utils.data.load_brain_slices`;
+  held-out slices interleaved with the training ones, 5 mm or more from any of them. It is
+  *one* brain: about 190 training slices, and the held-out slices are other slices of the
+  same template, not other subjects.
 - :func:`mammo_patches`: ``64x64`` patches at 0.4 mm (25.6 mm of tissue) lying wholly inside
   the breast of the CBIS-DDSM films (:class:`dlmi_utils.patches.PatchDataset`); training
   patches from the benign case, held-out ones from the malignant case.
@@ -38,23 +38,37 @@ def from_gan_range(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
+BRAIN_PERIOD = 30  # slices (1 mm apart): 18 training, 4 gap, 4 held out, 4 gap
+BRAIN_SPLIT = {"train": (0, 18), "heldout": (22, 26)}
+
+
 def brain_images(split: str = "train", size: int = 64,
                  orientations: tuple[str, ...] = BRAIN_ORIENTATIONS) -> torch.Tensor:
     """Brain slices ``(N, 1, size, size)`` float32 in ``[-1, 1]``, orientations concatenated.
 
-    Pixel size ``3 mm * 64 / size``; each slice is centred in a larger square and cropped to
-    ``size`` (the template's empty margin goes, the brain stays whole).
-    ``split``: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
+    ``split``: ``"train"``, ``"heldout"`` or ``"all"``. A GAN learns the distribution of the
+    slices of the whole brain, so its held-out slices must come from the whole brain too
+    (the slab splits of ``load_brain_slices`` hold out the middle of the brain, and train on
+    the rest): along each slicing axis, in every period of 30 slices (30 mm), slices 0-17
+    are for training and 22-25 are held out, so a held-out slice is 5 mm or more from any
+    training slice. Pixel size ``3 mm * 64 / size``; each slice is centred in a larger
+    square and cropped to ``size`` (the template's empty margin goes, the brain stays whole).
     """
     if size not in (32, 64, 128):
         raise ValueError(f"size must be 32, 64 or 128, got {size}")
+    if split not in (*BRAIN_SPLIT, "all"):
+        raise ValueError(f"split must be 'train', 'heldout' or 'all', got {split!r}")
     pixel = BRAIN_PIXEL_SIZE_MM_AT_64 * 64 / size
     padded = 2 * math.ceil(233 / pixel / 2) + 2  # the longest slice side is 233 mm
     lo = (padded - size) // 2
-    stacks = [
-        load_brain_slices(split, o, size=padded, pixel_size_mm=pixel)[:, lo:lo + size, lo:lo + size]
-        for o in orientations
-    ]
+    stacks = []
+    for o in orientations:
+        stack = load_brain_slices("all", o, size=padded, pixel_size_mm=pixel)
+        phase = np.arange(len(stack)) % BRAIN_PERIOD
+        if split != "all":
+            start, stop = BRAIN_SPLIT[split]
+            stack = stack[(phase >= start) & (phase < stop)]
+        stacks.append(stack[:, lo:lo + size, lo:lo + size])
     return to_gan_range(np.concatenate(stacks))[:, None]
 
 
@@ -125,3 +139,21 @@ def brain_sampler(images: torch.Tensor) -> ImageSampler:
 def mammo_sampler(images: torch.Tensor) -> ImageSampler:
     """The mammogram patches' augmentation: flips only (patches already drawn anywhere)."""
     return ImageSampler(images, flip=True)
+
+
+GAN_DATASETS = ("brain", "mammo")
+
+
+def load_gan_dataset(name: str) -> tuple[torch.Tensor, torch.Tensor, ImageSampler]:
+    """``(train, heldout, sampler)`` of a GAN data set: ``"brain"`` or ``"mammo"``.
+
+    brain: the training slices and the interleaved held-out slices (same template); mammo:
+    4096 patches of the benign case, 256 of the malignant one. ``sampler`` augments ``train``.
+    """
+    if name == "brain":
+        train, heldout = brain_images("train"), brain_images("heldout")
+        return train, heldout, brain_sampler(train)
+    if name == "mammo":
+        train, heldout = mammo_patches("train", 4096, seed=0), mammo_patches("test", 256, seed=1)
+        return train, heldout, mammo_sampler(train)
+    raise ValueError(f"unknown GAN data set {name!r}; choose one of {GAN_DATASETS}")

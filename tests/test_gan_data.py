@@ -2,17 +2,19 @@ import pytest
 import torch
 
 from dlmi_utils.gan_data import (
+    GAN_DATASETS,
     ImageSampler,
     brain_images,
     brain_sampler,
     from_gan_range,
+    load_gan_dataset,
     mammo_patches,
     to_gan_range,
 )
 
 
 def test_brain_images_cover_three_orientations_in_gan_range():
-    train, test = brain_images("train"), brain_images("test")
+    train, test = brain_images("train"), brain_images("heldout")
     assert train.shape[1:] == (1, 64, 64) and train.dtype == torch.float32
     assert len(train) > 3 * len(test) > 0
     assert train.min() == -1.0 and train.max() <= 1.0
@@ -23,13 +25,13 @@ def test_brain_images_cover_three_orientations_in_gan_range():
 
 
 def test_brain_images_split_slabs_do_not_share_slices():
-    train, test = brain_images("train").flatten(1), brain_images("test").flatten(1)
+    train, test = brain_images("train").flatten(1), brain_images("heldout").flatten(1)
     assert torch.cdist(test, train).min() > 1.0
 
 
 @pytest.mark.parametrize("size", [32, 128])
 def test_brain_images_other_sizes(size):
-    x = brain_images("val", size=size, orientations=("axial",))
+    x = brain_images("heldout", size=size, orientations=("axial",))
     assert x.shape[1:] == (1, size, size)
 
 
@@ -64,7 +66,7 @@ def test_sampler_is_reproducible_and_pads_with_background():
 
 
 def test_brain_sampler_flips_and_moves():
-    images = brain_images("val", orientations=("axial",))[:2]
+    images = brain_images("heldout", orientations=("axial",))[:2]
     batch = brain_sampler(images)(32, torch.Generator().manual_seed(0))
     assert torch.cdist(batch.flatten(1), images.flatten(1)).min(dim=1).values.max() > 1.0
 
@@ -74,3 +76,36 @@ def test_sampler_rejects_bad_input():
         ImageSampler(torch.zeros(4, 8, 8))
     with pytest.raises(ValueError, match="non-negative"):
         ImageSampler(torch.zeros(4, 1, 8, 8), max_scale=1.5)
+
+
+def test_brain_split_interleaves_heldout_slices_over_the_whole_brain():
+    """Held-out slices come from every part of each axis (not one slab in the middle)."""
+    heldout = brain_images("heldout", orientations=("axial",))
+    train = brain_images("train", orientations=("axial",))
+    assert len(train) > 4 * len(heldout) >= 8
+    # brain area (pixels above the background) of the held-out slices spans small
+    # (top/bottom of the brain) to large (middle) slices, like the training set's
+    def area(x):
+        return (x > -0.9).flatten(1).sum(1).float()
+    a_train, a_held = area(train), area(heldout)
+    assert a_held.min() < a_train.median() / 2 and a_held.max() > 0.8 * a_train.max()
+
+
+def test_brain_images_rejects_an_unknown_split():
+    with pytest.raises(ValueError, match="heldout"):
+        brain_images("val")
+
+
+def test_load_gan_dataset_brain_returns_train_heldout_and_augmenting_sampler():
+    train, heldout, sampler = load_gan_dataset("brain")
+    assert torch.equal(train, brain_images("train"))
+    assert torch.equal(heldout, brain_images("heldout"))
+    assert len(sampler) == len(train)
+    batch = sampler(8, torch.Generator().manual_seed(0))
+    assert batch.shape == (8, 1, 64, 64) and -1 <= batch.min() and batch.max() <= 1
+
+
+def test_load_gan_dataset_refuses_an_unknown_name():
+    assert GAN_DATASETS == ("brain", "mammo")
+    with pytest.raises(ValueError, match="brain"):
+        load_gan_dataset("chest")
