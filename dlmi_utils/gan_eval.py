@@ -23,6 +23,8 @@ Images are ``(N, 1, H, W)`` or ``(N, H, W)`` float tensors or arrays, all in one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -254,3 +256,44 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict
         return float(inside.double().mean())
 
     return {"precision": coverage(real, fake), "recall": coverage(fake, real)}
+
+
+def score_samples(
+    sample: Callable[[int, int], Images],
+    train: Images,
+    heldout: Images,
+    repeats: int = 3,
+    pca_components: int = 64,
+    seed: int = 0,
+) -> dict[str, float]:
+    """A generator's scores against held-out real images, next to the references.
+
+    ``sample(n, seed)`` returns ``n`` generated images. Each repeat ``r`` draws
+    ``n = len(heldout)`` images from the generator, ``n`` training images (the real-vs-real
+    reference: what a generator that reproduces its training set exactly would score) and
+    ``n`` samples of a :class:`GaussianPCA` fitted on ``train`` (the baseline), and takes the
+    SWD of each to ``heldout``; values are averaged over the repeats. Also ``nn_ratio`` and
+    k-NN ``precision`` / ``recall`` on :func:`pixel_features` of the generator's samples.
+    """
+    train, heldout = _as_images(train, "train"), _as_images(heldout, "heldout")
+    n = len(heldout)
+    if len(train) < n:
+        raise ValueError(f"the training set ({len(train)}) must be at least as large as the "
+                         f"held-out set ({n}) for the real-vs-real reference")
+    pca = GaussianPCA(pca_components).fit(train)
+    runs: dict[str, list[float]] = {k: [] for k in (
+        "swd_model", "swd_real_vs_real", "swd_pca", "nn_ratio", "precision", "recall")}
+    for r in range(repeats):
+        s = seed + r
+        fake = _as_images(sample(n, s), "samples")
+        subset = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(s))[:n]]
+        runs["swd_model"].append(swd(fake, heldout, seed=s)["mean"])
+        runs["swd_real_vs_real"].append(swd(subset, heldout, seed=s)["mean"])
+        runs["swd_pca"].append(swd(pca.sample(n, seed=s), heldout, seed=s)["mean"])
+        runs["nn_ratio"].append(nn_ratio(fake, train, heldout))
+        pr = precision_recall(pixel_features(heldout), pixel_features(fake))
+        runs["precision"].append(pr["precision"])
+        runs["recall"].append(pr["recall"])
+    out = {k: float(np.mean(v)) for k, v in runs.items()}
+    out["n_heldout"] = n
+    return out

@@ -10,6 +10,7 @@ from dlmi_utils.gan_eval import (
     nn_ratio,
     pixel_features,
     precision_recall,
+    score_samples,
     sliced_wasserstein,
     swd,
 )
@@ -123,3 +124,35 @@ def test_precision_recall_see_mode_collapse():
 def test_precision_recall_of_identical_sets_is_one():
     f = torch.randn(30, 5)
     assert precision_recall(f, f) == {"precision": 1.0, "recall": 1.0}
+
+
+def test_score_samples_puts_a_good_sampler_near_the_reference_and_noise_far():
+    train, heldout = _blobs(120, 0), _blobs(40, 1)
+
+    def same_distribution(n, seed):
+        return _blobs(n, 100 + seed)
+
+    def noise(n, seed):
+        return torch.randn(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+    good = score_samples(same_distribution, train, heldout, repeats=2)
+    bad = score_samples(noise, train, heldout, repeats=2)
+    assert set(good) == {"swd_model", "swd_real_vs_real", "swd_pca", "nn_ratio", "precision",
+                         "recall", "n_heldout"}
+    assert good["n_heldout"] == 40
+    # the references do not depend on the generator
+    assert good["swd_real_vs_real"] == bad["swd_real_vs_real"]
+    assert good["swd_pca"] == bad["swd_pca"]
+    assert good["swd_model"] < 2 * good["swd_real_vs_real"] < bad["swd_model"]
+    assert 0.5 < good["nn_ratio"] < 2 < bad["nn_ratio"]
+    assert good["precision"] > 0.5 > bad["precision"]  # noise: far from every real image
+
+
+def test_score_samples_is_reproducible_and_checks_sizes():
+    train, heldout = _blobs(60, 0), _blobs(20, 1)
+    def sample(n, seed):
+        return _blobs(n, 50 + seed)
+    assert score_samples(sample, train, heldout, repeats=1) == score_samples(
+        sample, train, heldout, repeats=1)
+    with pytest.raises(ValueError, match="at least as large"):
+        score_samples(sample, heldout[:10], heldout)
