@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dlmi_utils.models.gan import EMA, Discriminator, Generator, latent
+from dlmi_utils.models.gan import EMA, Discriminator, Generator, interpolate_latents, latent
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -67,3 +67,31 @@ def test_ema_copies_batchnorm_statistics():
     g(latent(4, 8, seed=0))
     ema.update(g)
     assert torch.equal(ema.model.net[1].running_mean, g.net[1].running_mean)
+
+
+@pytest.mark.parametrize("spherical", [True, False])
+def test_interpolation_goes_from_one_code_to_the_other(spherical):
+    z0, z1 = latent(2, 64, seed=4)
+    path = interpolate_latents(z0, z1, 7, spherical=spherical)
+    assert path.shape == (7, 64)
+    torch.testing.assert_close(path[0], z0)
+    torch.testing.assert_close(path[-1], z1)
+
+
+def test_slerp_keeps_the_norm_that_the_straight_line_loses():
+    z0, z1 = latent(2, 256, seed=5)
+    slerp = interpolate_latents(z0, z1, 9).norm(dim=1)
+    line = interpolate_latents(z0, z1, 9, spherical=False).norm(dim=1)
+    ends = torch.stack([z0.norm(), z1.norm()])
+    assert slerp.min() > 0.95 * ends.min()
+    assert line[4] < 0.8 * ends.min()  # the middle of the line: about sqrt(1/2) of the norm
+
+
+def test_interpolation_checks_its_inputs():
+    z0, z1 = latent(2, 8)
+    with pytest.raises(ValueError, match="same shape"):
+        interpolate_latents(z0, z1[:4])
+    with pytest.raises(ValueError, match="at least 2"):
+        interpolate_latents(z0, z1, 1)
+    same = interpolate_latents(z0, z0, 3)
+    torch.testing.assert_close(same, z0.expand(3, 8))

@@ -40,6 +40,30 @@ def latent(n: int, nz: int = 64, seed: int | None = 0, device: torch.device | st
     return torch.randn(n, nz, generator=g).to(device)
 
 
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, n: int = 8,
+                        spherical: bool = True) -> torch.Tensor:
+    """``n`` codes from ``z0`` to ``z1`` (both ``(nz,)``), ends included: ``(n, nz)``.
+
+    ``spherical``: slerp, ``z(t) = sin((1 - t) w) / sin(w) z0 + sin(t w) / sin(w) z1`` with
+    ``w`` the angle between the codes. A Gaussian code of size ``nz`` has norm close to
+    ``sqrt(nz)``; the straight line between two of them passes through shorter codes than the
+    generator ever saw in training, slerp stays at their typical norm.
+    """
+    if z0.ndim != 1 or z0.shape != z1.shape:
+        raise ValueError(f"expected two codes of the same shape (nz,), got {tuple(z0.shape)}, "
+                         f"{tuple(z1.shape)}")
+    if n < 2:
+        raise ValueError(f"n must be at least 2 (the two ends), got {n}")
+    t = torch.linspace(0, 1, n, dtype=z0.dtype, device=z0.device)[:, None]
+    if not spherical:
+        return (1 - t) * z0 + t * z1
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm())
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if omega.abs() < 1e-6:  # (almost) the same direction: slerp is the straight line
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
 class Generator(nn.Module):
     """``(B, nz)`` latent codes -> ``(B, 1, size, size)`` images in ``[-1, 1]``."""
 
