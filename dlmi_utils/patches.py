@@ -245,19 +245,25 @@ def salience_map(image: np.ndarray, kind: str = "spots", radius: float = 3.0) ->
 
 
 def salient_crop(image: np.ndarray, mask: np.ndarray, size: int, kind: str = "spots",
-                 radius: float = 3.0, min_inside: float = 1.0) -> tuple[int, int]:
+                 radius: float = 3.0, min_inside: float = 1.0, margin: int | None = None
+                 ) -> tuple[int, int]:
     """Top-left corner ``(row, col)`` of a ``size x size`` crop (at least ``min_inside`` of it
     in ``mask``) centred, as far as the image allows, on the pixel of highest
     :func:`salience_map` inside the breast and away from its border: the strongest speck
-    (``"spots"``) or margin (``"edges"``). Deterministic."""
+    (``"spots"``) or margin (``"edges"``). Candidates lie at least ``margin`` pixels (default
+    ``4 radius``) inside the mask and from the film's edges, where the skin line, the chest
+    wall and scanner borders would win. Deterministic."""
     from scipy import ndimage
 
     m = np.asarray(mask, dtype=bool)
     if m.shape != np.shape(image):
         raise ValueError(f"mask has shape {m.shape}, the image {np.shape(image)}")
     score = salience_map(image, kind, radius)
-    # away from the skin line and the film edge, where any filter responds to the border
-    inner = ndimage.binary_erosion(m, iterations=max(1, int(4 * radius)))
+    margin = max(1, int(4 * radius)) if margin is None else int(margin)
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0 pixels, got {margin}")
+    # binary_erosion treats the outside of the array as background: away from the film edge too
+    inner = ndimage.binary_erosion(m, iterations=margin) if margin else m.copy()
     frac = window_fraction(m, size)
     if not (frac >= min_inside - 1e-12).any():
         raise ValueError(f"no {size}x{size} crop has {min_inside:.0%} of its pixels in the mask")

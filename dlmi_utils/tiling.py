@@ -155,4 +155,5 @@ def predict_tiled(
                 weight[r : r + th, c : c + tw] += wt
     finally:
         model.train(was_training)
-    return out / weight
+    np.divide(out, weight, out=out)  # in place: one image-sized array less
+    return out

@@ -168,3 +168,15 @@ def test_salient_crop_bad_input_is_a_clear_error():
         salient_crop(x, mask[:20], 16)
     with pytest.raises(ValueError, match="no 16x16 crop"):
         salient_crop(x, np.zeros_like(mask), 16)
+
+
+def test_salient_crop_margin_keeps_candidates_off_the_border():
+    x, mask = _tissue()
+    x[5:7, 60:62] += 0.8  # the brightest speck, 5 pixels from the film's top edge
+    x[60:62, 80:82] += 0.4
+    r, c = salient_crop(x, mask, 32, "spots", radius=2, margin=0)
+    assert r == 0  # the border speck wins without a margin
+    r, c = salient_crop(x, mask, 32, "spots", radius=2, margin=10)
+    assert r <= 60 and 62 <= r + 32 and c <= 80 and 82 <= c + 32
+    with pytest.raises(ValueError, match="margin"):
+        salient_crop(x, mask, 32, margin=-1)

@@ -109,3 +109,46 @@ def test_restores_training_mode_and_accepts_tensors():
     model = DilatedDenoiser(features=4).train()
     out = predict_tiled(model, torch.rand(50, 50), tile=40)
     assert model.training and out.shape == (50, 50) and out.dtype == np.float32
+
+
+FULL_SIZE_SCRIPT = """
+import resource, sys
+import numpy as np, torch
+from dlmi_utils.models import DilatedDenoiser
+from dlmi_utils.tiling import predict_tiled
+
+torch.set_num_threads(1)
+y = np.load(sys.argv[1])
+model = DilatedDenoiser(features=8).eval()
+shapes = []
+model.register_forward_pre_hook(lambda m, inp: shapes.append(tuple(inp[0].shape)))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, the peak so far
+out = predict_tiled(model, y, tile=512, batch_size=1)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(y.shape[0], y.shape[1], max(int(np.prod(s)) for s in shapes), (peak - before) / 1024,
+      int(np.isfinite(out).all()), out.shape == y.shape)
+"""
+
+
+def test_full_size_mammogram_denoises_in_tiles_in_bounded_memory(tmp_path):
+    """A whole native CBIS-DDSM film (~4500 x 2800) through a CNN, in a fresh process: the
+    network sees one 512 x 512 tile at a time and the peak memory grows by a few image-sized
+    arrays, far less than one untiled 8-channel feature map (8 x H x W float32)."""
+    import subprocess
+    import sys
+
+    from dlmi_utils.data import load_mammogram
+
+    film = load_mammogram("sfm-malign-0", "lcc", pixel_size_mm=None)  # native 0.05 mm
+    path = tmp_path / "film.npy"
+    np.save(path, film.image)  # the child's memory before the call: the film, torch
+    done = subprocess.run([sys.executable, "-c", FULL_SIZE_SCRIPT, str(path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    h, w, largest, grown_mb, finite, same_shape = done.stdout.split()[-6:]
+    h, w = int(h), int(w)
+    assert h * w > 10e6, "the native film, not a downsampled one"
+    assert int(largest) == 512 * 512
+    untiled_map_mb = 8 * h * w * 4 / 2**20
+    assert float(grown_mb) < untiled_map_mb / 2, (grown_mb, untiled_map_mb)
+    assert finite == "1" and same_shape == "True"
