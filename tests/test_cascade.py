@@ -111,3 +111,21 @@ def test_truncated_cascade_and_skipped_dc_for_ablations():
         assert (fft2c(no_dc)[m] - s0[m]).abs().max() > 1e-3
     with pytest.raises(ValueError, match="n_cascades"):
         net(x_u, s0, mask, n_cascades=3)
+
+
+def test_with_data_consistency_keeps_the_cnns_and_swaps_the_dc():
+    from dlmi_utils.models import with_data_consistency
+
+    x_u, s0, mask = _inputs(seed=6)
+    hard = _small(dc="hard").eval()
+    soft = with_data_consistency(hard, "soft", lam=3.0)
+    assert soft.config["dc"] == "soft" and soft.lambdas() == pytest.approx([3.0, 3.0])
+    assert not soft.training and hard.config["dc"] == "hard"
+    huge = with_data_consistency(hard, "soft", lam=1e9)
+    none = with_data_consistency(hard, "none")
+    with torch.no_grad():
+        torch.testing.assert_close(huge(x_u, s0, mask), hard(x_u, s0, mask), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(none(x_u, s0, mask), hard(x_u, s0, mask, skip_dc=True))
+        assert (soft(x_u, s0, mask) - hard(x_u, s0, mask)).abs().max() > 1e-3
+    with pytest.raises(TypeError, match="DeepCascade"):
+        with_data_consistency(UNetRecon(chans=4, num_pool_layers=2), "soft")

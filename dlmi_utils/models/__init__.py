@@ -9,6 +9,7 @@
 from dlmi_utils.models.cascade import DeepCascade as DeepCascade
 from dlmi_utils.models.cascade import ResidualCNNBlock as ResidualCNNBlock
 from dlmi_utils.models.cascade import pretrained_cascade as pretrained_cascade
+from dlmi_utils.models.cascade import with_data_consistency as with_data_consistency
 from dlmi_utils.models.dc import DataConsistency as DataConsistency
 from dlmi_utils.models.dc import DataConsistencyFunction as DataConsistencyFunction
 from dlmi_utils.models.dc import data_consistency as data_consistency

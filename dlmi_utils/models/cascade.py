@@ -131,6 +131,22 @@ class DeepCascade(nn.Module):
         return [float(d.lam.detach()) for d in self.dcs]
 
 
+def with_data_consistency(model: DeepCascade, dc: str, lam: float = 10.0) -> DeepCascade:
+    """A copy of ``model`` with other DC layers and the same CNN weights (for ablations).
+
+    E.g. the hard DC of a network trained on noiseless data swapped for the soft form with
+    ``lambda = lam`` (learnable, one per cascade) to see what lambda buys under k-space noise,
+    or ``dc="none"``. The copy is on ``model``'s device and in its train/eval mode; ``model``
+    itself is left unchanged.
+    """
+    if not isinstance(model, DeepCascade):
+        raise TypeError(f"with_data_consistency expects a DeepCascade, got {type(model).__name__}")
+    new = DeepCascade(**{**model.config, "dc": dc, "lam": lam})
+    new.cnns.load_state_dict(model.cnns.state_dict())
+    device = next(model.parameters()).device
+    return new.to(device).train(model.training)
+
+
 def pretrained_cascade(
     acceleration: int = 4, device: torch.device | str = "cpu", variant: str = ""
 ) -> DeepCascade:
