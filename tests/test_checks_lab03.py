@@ -91,3 +91,61 @@ def test_unfinished_exercise_reads_not_implemented():
         raise NotImplementedError("data_consistency is not implemented yet: write your code")
 
     assert lab03.check_data_consistency(stub).status == "not_implemented"
+
+
+@pytest.mark.parametrize(
+    ("check", "right"),
+    [(lab03.check_data_consistency, _dc), (lab03.check_dc_backward, _backward),
+     (lab03.check_cascade_forward, _cascade)],
+)
+def test_strict_uses_other_sizes(check, right):
+    """An answer that only works on the self-check's (2, 8, 8) problems fails the grader."""
+
+    def only_for_8x8(*args):
+        if args[0].shape[-2:] != (8, 8):
+            raise ValueError("hard-coded for 8 x 8")
+        return right(*args)
+
+    assert check(only_for_8x8).ok
+    strict = check(only_for_8x8, strict=True)
+    assert not strict.ok and "hard-coded for 8 x 8" in _hints(strict)
+
+
+@pytest.mark.parametrize(
+    "check", [lab03.check_data_consistency, lab03.check_dc_backward, lab03.check_cascade_forward]
+)
+def test_a_raising_answer_is_caught_and_named(check):
+    def broken(*args):
+        raise RuntimeError("shape mismatch somewhere")
+
+    result = check(broken)
+    assert result.status == "error" and not result.ok
+    assert "RuntimeError: shape mismatch somewhere" in _hints(result)
+
+
+def test_hard_form_slips_are_named():
+    unchanged = lab03.check_data_consistency(lambda a, b, m, lam=None: a.clone())
+    assert "unchanged" in _hints(unchanged)
+    numpy_out = lab03.check_data_consistency(lambda a, b, m, lam=None: _dc(a, b, m, lam).numpy())
+    assert "torch tensor" in _hints(numpy_out)
+
+
+def test_soft_backward_slips_are_named():
+    def hard_only(g, k_cnn, k0, mask, lam):
+        return (1 - mask) * g, (None if lam is None else torch.zeros(()))
+
+    assert "hard form" in _hints(lab03.check_dc_backward(hard_only))
+
+    def wrong_sign(g, k_cnn, k0, mask, lam):
+        grad_k, grad_lam = _backward(g, k_cnn, k0, mask, lam)
+        return grad_k, (None if lam is None else -grad_lam)
+
+    assert "wrong sign" in _hints(lab03.check_dc_backward(wrong_sign))
+
+    def complex_lam(g, k_cnn, k0, mask, lam):
+        grad_k, grad_lam = _backward(g, k_cnn, k0, mask, lam)
+        if lam is None:
+            return grad_k, None
+        return grad_k, torch.sum(torch.conj(g) * mask * (k0 - k_cnn)) / (1 + lam) ** 2
+
+    assert "real part" in _hints(lab03.check_dc_backward(complex_lam))
