@@ -200,7 +200,7 @@ def _mask_variant(rows=False, inverted=False, extra=False, off_centre=False, no_
         (_mask_variant(extra=True), "count towards the total"),
         (_mask_variant(off_centre=True), "block centred on W // 2"),
         (_mask_variant(no_centre=True), "not sampled"),
-        (_mask_variant(probability=True), "fixed number of columns"),
+        (_mask_variant(probability=True), "changes with the seed"),
         (_mask_variant(global_rng=True), "global np.random"),
         (_mask_variant(fixed=True), "every seed gives the same columns"),
         (_mask_variant(columns_only=True), "columns only"),

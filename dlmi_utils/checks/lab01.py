@@ -58,7 +58,8 @@ def _array(value, what: str, shape: tuple[int, ...]) -> np.ndarray:
 def _complex_array(value, what: str, shape: tuple[int, ...], right: np.ndarray) -> np.ndarray:
     got = _array(value, what, shape)
     if not np.iscomplexobj(got):
-        if np.allclose(got, np.abs(right), atol=1e-6 * _scale(right)):
+        tol = 1e-6 * _scale(right)
+        if np.allclose(got, np.abs(right), atol=tol) and not np.allclose(got, right.real, atol=tol):
             raise CheckFailed(
                 f"{what} returned the magnitude (dtype {got.dtype}): return the complex values; "
                 "take np.abs only to display them"
@@ -278,8 +279,7 @@ def _count_hint(count: int, width: int, acceleration: float, n_low: int) -> str:
         return (base + ": some columns were drawn twice or fell into the centre; draw the "
                 "others among the non-central columns, without replacement "
                 "(rng.choice(..., replace=False))")
-    return (base + ": draw a fixed number of columns (rng.choice(..., replace=False)), not each "
-            "with a probability")
+    return base + ": too many; the total, central columns included, is round(W / R)"
 
 
 def check_random_cartesian_mask(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
@@ -298,12 +298,22 @@ def check_random_cartesian_mask(fn: Callable, strict: bool = False, seed: int = 
     def shape_and_columns(f):
         call(f, 4, 0.08, seeds[0])
 
+    def counts(f, acceleration, center_fraction):
+        """The number of columns of the masks of ``seeds``, the same for every seed."""
+        got = [int(call(f, acceleration, center_fraction, s)[0].sum()) for s in seeds]
+        if len(set(got)) > 1:
+            raise CheckFailed(
+                f"W = {width}, R = {acceleration:g}: the number of columns changes with the seed "
+                f"({', '.join(map(str, got))}): draw exactly round(W / R) - N_low others "
+                "(rng.choice(..., replace=False)), not each column with a probability"
+            )
+        return got[0]
+
     def acceleration(f):
         for r in ((3, 5, 8) if strict else (2, 4, 6)):
-            for s in seeds:
-                count = int(call(f, r, 0.08, s)[0].sum())
-                if count != max(round(width / r), 1):
-                    raise CheckFailed(_count_hint(count, width, r, round(width * 0.08)))
+            count = counts(f, r, 0.08)
+            if count != max(round(width / r), 1):
+                raise CheckFailed(_count_hint(count, width, r, round(width * 0.08)))
 
     def centre(f):
         for cf, r in ((0.1, 4), (0.3, 3)) if strict else ((0.08, 4), (0.25, 3)):
@@ -323,12 +333,12 @@ def check_random_cartesian_mask(fn: Callable, strict: bool = False, seed: int = 
                         f"centred on W // 2 = {width // 2} (it starts at W // 2 - N_low // 2); "
                         f"{int(core.size - core.sum())} of its central {core.size} are not"
                     )
-                count = int(cols.sum())
-                if count != round(width / r):
-                    raise CheckFailed(_count_hint(count, width, r, n_low))
+            count = counts(f, r, cf)
+            if count != round(width / r):
+                raise CheckFailed(_count_hint(count, width, r, n_low))
 
     def no_centre(f):
-        count = int(call(f, 4, 0.0, seeds[0])[0].sum())
+        count = counts(f, 4, 0.0)
         if count != round(width / 4):
             raise CheckFailed("center_fraction = 0 (no central block): "
                               + _count_hint(count, width, 4, 0))
