@@ -1,0 +1,39 @@
+"""benchmarks/recon.py runs end to end on a tiny image and writes every method's scores."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("zero_filled", "cs", "cascade", "unet")
+
+
+def test_recon_benchmark_writes_scores_of_every_method(tmp_path):
+    yy, xx = np.mgrid[:48, :48]
+    image = ((yy - 24) ** 2 + (xx - 22) ** 2 < 300).astype(np.float32) * (0.4 + yy / 96)
+    np.save(tmp_path / "tiny.npy", image)
+    out = tmp_path / "recon.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "recon.py"), "--accel", "4",
+           "--image", str(tmp_path / "tiny.npy"), "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| cascade" in done.stdout and "R = 4, 1 slices" in done.stdout
+    results = json.loads(out.read_text())
+    assert results["accel"] == 4 and results["n_slices"] == 1
+    for name in METHODS:
+        scores = results[name]
+        assert {"psnr", "ssim", "seconds", "per_slice_psnr"} <= set(scores), name
+        assert np.isfinite(scores["psnr"]) and -1 <= scores["ssim"] <= 1, name
+        assert scores["seconds"] >= 0 and len(scores["per_slice_psnr"]) == 1, name
+    assert results["cs"]["method"] == "tv" and results["cs"]["lam"] > 0
+    # the cascade keeps the measured samples: it cannot do worse than zero filling here
+    assert results["cascade"]["psnr"] > results["zero_filled"]["psnr"]
+
+
+def test_recon_benchmark_refuses_an_untuned_acceleration():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recon.py"), "--accel", "6"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode != 0 and "invalid choice" in done.stderr
