@@ -159,3 +159,23 @@ def _step_tensors(*args):
 )
 def test_train_step_slips_get_hints(wrong, hint):
     _fails_with(lab05.check_train_step(wrong), hint)
+
+
+
+@pytest.mark.parametrize("check,right", [
+    (lab05.check_discriminator_loss, gan_losses.d_loss_nonsaturating),
+    (lab05.check_generator_loss, gan_losses.g_loss_nonsaturating),
+    (lab05.check_gradient_penalty, gan_losses.gradient_penalty),
+    (lab05.check_train_step, _train_step),
+])
+def test_strict_checks_use_other_sizes_than_the_self_check(check, right):
+    """The grader's cases are not the self-check's: an answer fitted to one fails the other."""
+    def recording(sizes):
+        def fn(*args):
+            sizes.append(tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor)))
+            return right(*args)
+        return fn
+
+    own, grader = [], []
+    assert check(recording(own)).ok and check(recording(grader), strict=True).ok
+    assert own and grader and set(own) != set(grader)
