@@ -140,12 +140,15 @@ def train_gan(
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = True,
+    on_snapshot: Callable[[int, nn.Module], None] | None = None,
 ) -> tuple[EMA, GANHistory]:
     """Train ``generator`` against ``discriminator`` for ``steps`` generator updates.
 
     ``sample_real(n, rng)`` returns ``(n, 1, H, W)`` real images in ``[-1, 1]``.
     Returns ``(ema, history)``: ``ema.model`` is the moving-average generator (sample from it).
     Seeds everything with ``seed``: the same call on the same device repeats itself.
+    ``on_snapshot(step, ema_generator)``, if given, runs at every snapshot (e.g. to score the
+    moving-average generator during training); it must not change the generator.
     """
     _check_loss(loss)
     if steps < 1 or n_critic < 1 or batch_size < 1:
@@ -180,6 +183,8 @@ def train_gan(
         if step % sample_every == 0 or step == steps:
             with torch.no_grad():
                 history.snapshots.append((step, ema.model(z_fixed).cpu()))
+            if on_snapshot is not None:
+                on_snapshot(step, ema.model)
             bar.set_postfix(d_loss=f"{d_out['d_loss']:.3g}", g_loss=f"{g_loss:.3g}")
     bar.close()
     history.seconds = time.perf_counter() - t0

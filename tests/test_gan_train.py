@@ -28,6 +28,25 @@ def test_history_and_snapshots():
     assert not ema.model.training
 
 
+def test_on_snapshot_sees_the_ema_generator_and_leaves_the_run_unchanged():
+    seen = []
+
+    def score(step, g):
+        seen.append((step, g.training, generate(g, 2, seed=0)))
+
+    runs, finals = [], []
+    for callback in (score, None):
+        g, d = _nets()
+        ema, _ = train_gan(g, d, _toy_sampler(), steps=4, batch_size=4, sample_every=2,
+                           device="cpu", progress=False, on_snapshot=callback)
+        runs.append(torch.cat([p.flatten() for p in ema.model.parameters()]))
+        finals.append(generate(ema.model, 2, seed=0))
+    assert [s for s, *_ in seen] == [2, 4]
+    assert not any(training for _, training, _ in seen)
+    assert torch.equal(seen[-1][2], finals[0])  # the last call saw the final moving average
+    assert torch.equal(runs[0], runs[1])  # scoring inside the loop does not change training
+
+
 def test_same_seed_same_weights():
     runs = []
     for _ in range(2):
