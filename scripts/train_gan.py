@@ -4,7 +4,8 @@ Data: :func:`dlmi_utils.gan_data.load_gan_dataset` -- ``brain``: the 198 trainin
 the MNI152 template (three orientations, 64x64 at 3 mm) with flips, small rotations,
 scalings and shifts; ``mammo``: 4096 patches of 64x64 at 0.4 mm from the benign case, with
 flips. The held-out images (40 slices interleaved with the training ones; 256 patches of
-the malignant case) are only used for the scores recorded at the end.
+the malignant case) are only scored: the SWD curve during training and the scores recorded
+at the end.
 
 The generator's exponential moving average goes to ``dlmi_utils/weights/gan_NAME.pt`` with
 ``gan_NAME.json`` recording these arguments, the generator's constructor arguments, the
