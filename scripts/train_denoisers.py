@@ -10,6 +10,13 @@ gives fixed validation crops with a fixed noise draw, whose PSNR is recorded in 
     nice -n 10 python scripts/train_denoisers.py --kind dncnn --sigma 15
     nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --ablation
 
+``--init NAME`` starts from shipped weights of the same kind and width: the shipped
+``dilated_s15`` / ``dilated_s25`` are ``dilated_blind`` trained on for one noise level.
+
+    nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --features 32 \
+        --patch-size 64 --batch-size 16 --threads 1 --lr 5e-4 --steps 200 --epochs 20 \
+        --init dilated_blind
+
 ``--ablation`` trains short runs of the dilated net with the L2, L1 and L1+MS-SSIM losses
 (Zhao et al. 2017), same data, steps and seed, and records their validation PSNR / SSIM /
 MS-SSIM under ``loss_ablation`` in the json of the weights named by ``--name`` (train those
@@ -84,6 +91,14 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     loader = DataLoader(NoisyPatches(patches, gaussian_noise(sigma)),
                         batch_size=args.batch_size, shuffle=False)
     model = build_denoiser(args.kind, **model_kwargs(args))
+    if args.init:
+        init_meta = load_meta(args.init)
+        init_config = build_denoiser(init_meta["kind"], **init_meta["model_kwargs"]).config
+        if init_meta["kind"] != args.kind or init_config != model.config:
+            raise SystemExit(f"--init {args.init} is a {init_meta['kind']} "
+                             f"{init_meta['model_kwargs']}, not the {args.kind} {model.config} "
+                             "asked for; give the same --kind and --features")
+        model, _ = load_pretrained(args.init, model)
     val_sigma = args.sigma if args.sigma is not None else args.val_sigma
     history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size),
                   epochs=args.epochs, lr=args.lr, loss_fn=LOSSES[loss](), seed=args.seed,
@@ -93,6 +108,16 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
               "history": {"train_loss": [round(v, 6) for v in history.train_loss],
                           "val_psnr": [round(v, 3) for v in history.val_psnr]}}
     return model, record
+
+
+def init_record(name: str | None) -> dict[str, Any] | None:
+    """What ``--init NAME`` started from: its command, training and validation scores."""
+    if name is None:
+        return None
+    meta = load_meta(name)
+    return {"name": name, "command": meta["command"], "training": meta["training"],
+            "val_psnr": meta["val_psnr"], "val_ssim": meta["val_ssim"],
+            "val_sigma_8bit": meta["data"]["val_sigma_8bit"]}
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -127,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init", default=None,
+                   help="start from these shipped weights (same kind and width)")
     p.add_argument("--name", help="weights name (default {kind}_s{sigma} or {kind}_blind)")
     p.add_argument("--ablation", action="store_true",
                    help="loss ablation (short runs) recorded in the json of --name")
@@ -170,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_ssim": record["val"]["ssim"],
         "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),
         "made_on": f"{platform.machine()} CPU, torch {torch.__version__}, {started}",
+        "init": init_record(args.init),
     }
     save_pretrained(name, model.eval(), meta)
     print(f"saved {name}: val PSNR {meta['val_psnr']:.2f} dB, SSIM {meta['val_ssim']:.4f}, "

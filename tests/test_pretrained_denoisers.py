@@ -15,7 +15,9 @@ from dlmi_utils.models.denoisers import pretrained_name, receptive_field
 from dlmi_utils.pretrained import WEIGHTS_DIR, available, load_meta
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["dilated_blind", "dncnn_blind"]  # one blind net per kind covers sigma 10 - 55 / 255
+BLIND = ["dilated_blind", "dncnn_blind"]  # one blind net per kind covers sigma 10 - 55 / 255
+SPECIFIC = ["dilated_s15", "dilated_s25"]  # the dilated net trained on for the benchmark levels
+NAMES = BLIND + SPECIFIC
 
 
 def _train_script():
@@ -50,7 +52,7 @@ def test_trained_on_the_training_case_only(name):
 def test_reproduces_recorded_validation_psnr(name):
     meta = load_meta(name)
     kind, sigma = meta["kind"], meta["data"]["val_sigma_8bit"]
-    model = pretrained_denoiser(kind, "blind")
+    model = pretrained_denoiser(kind, "blind" if meta["sigma_range_8bit"] else sigma)
     assert model.weights_name == name and not model.training
     assert receptive_field(model) == meta["receptive_field"]
     scores = _train_script().validation_scores(model, sigma, meta["pixel_size_mm"])
@@ -63,9 +65,32 @@ def test_reproduces_recorded_validation_psnr(name):
 @pytest.mark.parametrize("kind", ["dilated", "dncnn"])
 @pytest.mark.parametrize("sigma", [15, 25, 50])
 def test_every_level_of_the_lab_has_weights(kind, sigma):
-    name = pretrained_name(kind, sigma)
-    lo, hi = load_meta(name)["sigma_range_8bit"]
-    assert lo <= sigma <= hi
+    meta = load_meta(pretrained_name(kind, sigma))
+    if meta["sigma_range_8bit"] is None:
+        assert meta["sigma_8bit"] == sigma
+    else:
+        lo, hi = meta["sigma_range_8bit"]
+        assert lo <= sigma <= hi
+
+
+def test_level_specific_weights_are_preferred():
+    assert pretrained_name("dilated", 15) == "dilated_s15"
+    assert pretrained_name("dilated", 25.0) == "dilated_s25"
+    assert pretrained_name("dilated", 50) == "dilated_blind"
+    assert pretrained_name("dilated", "blind") == "dilated_blind"
+    assert pretrained_name("dncnn", 25) == "dncnn_blind"
+
+
+@pytest.mark.parametrize("name", SPECIFIC)
+def test_level_specific_weights_start_from_the_blind_net_and_beat_it(name):
+    meta = load_meta(name)
+    assert meta["init"]["name"] == "dilated_blind"
+    assert meta["init"]["command"] == load_meta("dilated_blind")["command"]
+    sigma = meta["sigma_8bit"]
+    assert meta["data"]["val_sigma_8bit"] == sigma
+    blind = _train_script().validation_scores(pretrained_denoiser("dilated", "blind"), sigma,
+                                              meta["pixel_size_mm"])
+    assert meta["val_psnr"] > blind["psnr"] + 0.3
 
 
 def test_dilated_weights_record_the_loss_ablation():
@@ -100,3 +125,11 @@ def test_denoise_benchmark_writes_every_method(tmp_path):
         assert -1 <= scores["ssim"] <= 1 and scores["seconds"] >= 0
     for name in ("bm3d", "dncnn", "dilated"):
         assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
+
+
+def test_init_from_weights_of_another_network_is_a_clear_error():
+    with pytest.raises(SystemExit, match="give the same --kind and --features"):
+        _train_script().main(["--kind", "dilated", "--features", "16", "--sigma", "25",
+                              "--steps", "1", "--epochs", "1", "--init", "dilated_blind",
+                              "--name", "never_written"])
+    assert "never_written" not in available()
