@@ -92,12 +92,6 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
                         batch_size=args.batch_size, shuffle=False)
     model = build_denoiser(args.kind, **model_kwargs(args))
     if args.init:
-        init_meta = load_meta(args.init)
-        init_config = build_denoiser(init_meta["kind"], **init_meta["model_kwargs"]).config
-        if init_meta["kind"] != args.kind or init_config != model.config:
-            raise SystemExit(f"--init {args.init} is a {init_meta['kind']} "
-                             f"{init_meta['model_kwargs']}, not the {args.kind} {model.config} "
-                             "asked for; give the same --kind and --features")
         model, _ = load_pretrained(args.init, model)
     val_sigma = args.sigma if args.sigma is not None else args.val_sigma
     history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size),
@@ -108,6 +102,16 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
               "history": {"train_loss": [round(v, 6) for v in history.train_loss],
                           "val_psnr": [round(v, 3) for v in history.val_psnr]}}
     return model, record
+
+
+def check_init(args: argparse.Namespace) -> None:
+    """Refuse ``--init`` weights of another kind or width before any data is loaded."""
+    meta = load_meta(args.init)
+    init_config = build_denoiser(meta["kind"], **meta["model_kwargs"]).config
+    config = build_denoiser(args.kind, **model_kwargs(args)).config
+    if meta["kind"] != args.kind or init_config != config:
+        raise SystemExit(f"--init {args.init} is a {meta['kind']} {meta['model_kwargs']}, not "
+                         f"the {args.kind} {config} asked for; give the same --kind and --features")
 
 
 def init_record(name: str | None) -> dict[str, Any] | None:
@@ -160,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablation-steps", type=int, default=150, help="steps per epoch")
     args = p.parse_args(argv)
     name = weights_name(args)
+    if args.init:
+        check_init(args)
     started = time.strftime("%Y-%m-%d")
 
     if args.ablation:
