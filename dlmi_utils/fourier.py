@@ -68,6 +68,27 @@ def ifft2c(k: Array) -> Array:
     return np.fft.fftshift(x, axes=_AXES).astype(k.dtype, copy=False)
 
 
+def to_fft_layout(k: torch.Tensor) -> torch.Tensor:
+    """Centred k-space ``(..., H, W)`` -> the same samples in the order of plain ``fft2``.
+
+    For even ``H`` and ``W``, ``torch.fft.fft2(x, norm="ortho") == to_fft_layout(fft2c(x))``:
+    the shift by ``(H / 2, W / 2)`` in k-space, and a sign ``(-1)^(u + v)`` that is the shift
+    of the image (``fft2(roll(x, N / 2))(u) = (-1)^u fft2(x)(u)``). A layer that goes to k-space
+    and back, such as data consistency, can then use the plain FFTs with ``to_fft_layout(s0)``
+    and ``ifftshift(mask)``: the four shifts of ``fft2c`` and ``ifft2c`` cancel. A real mask
+    needs only the shift: ``torch.fft.ifftshift(mask, dim=(-2, -1))``.
+    """
+    if not isinstance(k, torch.Tensor) or k.ndim < 2:
+        raise TypeError("to_fft_layout expects a torch tensor of shape (..., H, W)")
+    h, w = k.shape[-2:]
+    if h % 2 or w % 2:
+        raise ValueError(f"to_fft_layout needs an even height and width, got {h} x {w}")
+    sign_rows = 1 - 2 * (torch.arange(h, device=k.device) % 2)
+    sign_cols = 1 - 2 * (torch.arange(w, device=k.device) % 2)
+    sign = (sign_rows[:, None] * sign_cols[None, :]).to(k.real.dtype if k.is_complex() else k.dtype)
+    return sign * torch.fft.ifftshift(k, dim=_AXES)
+
+
 def complex_to_channels(x: torch.Tensor) -> torch.Tensor:
     """``(B, H, W)`` complex -> ``(B, 2, H, W)`` real (real and imaginary channels)."""
     if not x.is_complex():

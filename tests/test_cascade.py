@@ -129,3 +129,23 @@ def test_with_data_consistency_keeps_the_cnns_and_swaps_the_dc():
         assert (soft(x_u, s0, mask) - hard(x_u, s0, mask)).abs().max() > 1e-3
     with pytest.raises(TypeError, match="DeepCascade"):
         with_data_consistency(UNetRecon(chans=4, num_pool_layers=2), "soft")
+
+
+@pytest.mark.parametrize("shape", [(24, 20), (23, 19)])
+def test_cascade_matches_the_plain_loop_of_cnn_and_centred_dc(shape):
+    # even sizes take the shift-free DC path, odd sizes the centred FFTs: the same network
+    from dlmi_utils.models.dc import data_consistency
+
+    g = torch.Generator().manual_seed(3)
+    target = torch.randn(2, *shape, dtype=torch.complex128, generator=g)
+    mask = (torch.rand(2, 1, shape[1], generator=g) < 0.4).double()
+    s0 = fft2c(target) * mask
+    x_u = ifft2c(s0)
+    net = _small(dc="soft").double()
+    x = complex_to_channels(x_u / x_u.abs().amax(dim=(-2, -1), keepdim=True))
+    s0_scaled = s0 / x_u.abs().amax(dim=(-2, -1), keepdim=True)
+    for cnn, dc in zip(net.cnns, net.dcs, strict=True):
+        x = data_consistency(x + cnn.net(x), s0_scaled, mask, dc.lam)
+    expected = channels_to_complex(x) * x_u.abs().amax(dim=(-2, -1), keepdim=True)
+    torch.testing.assert_close(net(x_u, s0, mask), expected)
+    torch.testing.assert_close(net(x_u, s0, mask[0, 0]), net(x_u, s0, mask[:1].expand(2, 1, -1)))

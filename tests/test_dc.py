@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from dlmi_utils.fourier import complex_to_channels, fft2c, ifft2c
+from dlmi_utils.fourier import complex_to_channels, fft2c, ifft2c, to_fft_layout
 from dlmi_utils.models import DataConsistency, DataConsistencyFunction, data_consistency
 from dlmi_utils.models.dc import data_consistency_kspace
 
@@ -121,3 +121,28 @@ def test_bad_inputs_give_clear_errors():
         data_consistency(x, s0, torch.ones(3, 3))
     with pytest.raises(ValueError, match="same shape"):
         data_consistency(x, s0[:, :4], mask)
+
+
+@pytest.mark.parametrize("lam", [None, 1.5])
+def test_fft_layout_gives_the_centred_result_and_gradient(lam):
+    # DeepCascade hands its DC layers the data reordered for the plain FFTs (no shifts)
+    x, s0, mask = _problem(b=2, h=8, w=6, seed=7)
+    lam_t = None if lam is None else torch.tensor(lam, dtype=torch.float64)
+    centred = data_consistency(x, s0, mask, lam_t)
+    s0_f, mask_f = to_fft_layout(s0), torch.fft.ifftshift(mask, dim=(-2, -1))
+    torch.testing.assert_close(data_consistency(x, s0_f, mask_f, lam_t, fft_layout=True), centred)
+    x.requires_grad_(True)
+    args = (x,) if lam is None else (x, lam_t.requires_grad_(True))
+    assert gradcheck(
+        lambda a, *l: DataConsistencyFunction.apply(a, s0_f, mask_f, l[0] if l else None, True),
+        args,
+    )
+
+
+def test_channels_last_input_gives_channels_last_output_with_the_same_values():
+    x, s0, mask = _problem(b=2, h=8, w=6, seed=8)
+    nchw = complex_to_channels(x)
+    nhwc = nchw.contiguous(memory_format=torch.channels_last)
+    out = data_consistency(nhwc, s0, mask)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, data_consistency(nchw, s0, mask))

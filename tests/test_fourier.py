@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi_utils.fourier import channels_to_complex, complex_to_channels, fft2c, ifft2c
+from dlmi_utils.fourier import (
+    channels_to_complex,
+    complex_to_channels,
+    fft2c,
+    ifft2c,
+    to_fft_layout,
+)
 
 
 @pytest.fixture
@@ -71,3 +77,18 @@ def test_channels_round_trip():
     assert torch.equal(channels_to_complex(ch), x)
     with pytest.raises(ValueError, match=r"\(\.\.\., 2, H, W\)"):
         channels_to_complex(torch.randn(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 6), (10, 4), (3, 2, 130)])
+def test_fft_layout_is_the_order_of_plain_fft2(shape):
+    x = torch.randn(*shape, dtype=torch.complex128, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(to_fft_layout(fft2c(x)), torch.fft.fft2(x, norm="ortho"))
+    # and back: the plain inverse FFT of the reordered k-space is the image
+    torch.testing.assert_close(torch.fft.ifft2(to_fft_layout(fft2c(x)), norm="ortho"), x)
+
+
+def test_fft_layout_needs_even_sizes():
+    with pytest.raises(ValueError, match="even height and width"):
+        to_fft_layout(torch.zeros(4, 5, dtype=torch.complex64))
+    with pytest.raises(TypeError, match="torch tensor"):
+        to_fft_layout(np.zeros((4, 4)))

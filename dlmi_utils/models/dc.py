@@ -25,6 +25,20 @@ from torch import nn
 
 from dlmi_utils.fourier import channels_to_complex, complex_to_channels, fft2c, ifft2c
 
+
+def _fft2(x: torch.Tensor) -> torch.Tensor:
+    return torch.fft.fft2(x, norm="ortho")
+
+
+def _ifft2(k: torch.Tensor) -> torch.Tensor:
+    return torch.fft.ifft2(k, norm="ortho")
+
+
+def _transforms(fft_layout: bool):
+    """``(F, F^H)``: the centred FFTs, or the plain ones for data in ``to_fft_layout`` order."""
+    return (_fft2, _ifft2) if fft_layout else (fft2c, ifft2c)
+
+
 DC_MODES = ("hard", "soft")
 
 
@@ -67,27 +81,31 @@ class DataConsistencyFunction(torch.autograd.Function):
     ``apply(x_cnn, s0, mask, lam)``: ``x_cnn`` image ``(B, H, W)`` complex, ``s0`` measured
     k-space ``(B, H, W)`` complex (zero off the mask, or anything: it is ignored there),
     ``mask`` 0/1 broadcastable to ``(B, H, W)``, ``lam`` a 0-d real tensor (soft form) or
-    ``None`` (hard form). Returns ``x_rec`` ``(B, H, W)`` complex.
+    ``None`` (hard form); ``fft_layout``: ``s0`` and ``mask`` are in the order of plain
+    ``fft2`` (see :func:`data_consistency`). Returns ``x_rec`` ``(B, H, W)`` complex.
     """
 
     @staticmethod
-    def forward(ctx, x_cnn, s0, mask, lam):
+    def forward(ctx, x_cnn, s0, mask, lam, fft_layout=False):
+        fft, ifft = _transforms(fft_layout)
         m = _mask_like(mask, x_cnn)
-        s_cnn = fft2c(x_cnn)
+        s_cnn = fft(x_cnn)
         s_rec = data_consistency_kspace(s_cnn, s0, m, lam)
+        ctx.fft_layout = fft_layout
         ctx.hard = lam is None
         if ctx.hard:
             ctx.save_for_backward(m)
         else:
             ctx.save_for_backward(m, lam, s_cnn, s0)
-        return ifft2c(s_rec)
+        return ifft(s_rec)
 
     @staticmethod
     def backward(ctx, grad_x_rec):
         # The map is C-linear in x_cnn and s0, so the gradient is the adjoint Jacobian applied
         # to grad_x_rec; F is unitary, so F^H Lambda F is its own adjoint (Lambda is real).
+        fft, ifft = _transforms(ctx.fft_layout)
         m = ctx.saved_tensors[0]
-        g = fft2c(grad_x_rec)  # the gradient seen in k-space
+        g = fft(grad_x_rec)  # the gradient seen in k-space
         grad_x = grad_s0 = grad_lam = None
         if ctx.hard:
             lam_on = torch.zeros((), dtype=m.dtype, device=m.device)
@@ -97,7 +115,7 @@ class DataConsistencyFunction(torch.autograd.Function):
             lam_on = 1 / (1 + lam)
             weight_s0 = lam / (1 + lam)
         if ctx.needs_input_grad[0]:
-            grad_x = ifft2c(((1 - m) + m * lam_on) * g)  # F^H Lambda F grad
+            grad_x = ifft(((1 - m) + m * lam_on) * g)  # F^H Lambda F grad
         if ctx.needs_input_grad[1]:
             grad_s0 = m * weight_s0 * g
         if not ctx.hard and ctx.needs_input_grad[3]:
@@ -105,22 +123,52 @@ class DataConsistencyFunction(torch.autograd.Function):
             # the gradient is Re <g, d s_rec / d lambda> (Parseval moves it to k-space).
             ds_dlam = m * (s0 - s_cnn) / (1 + lam) ** 2
             grad_lam = torch.real(torch.sum(torch.conj(g) * ds_dlam)).to(lam.dtype)
-        return grad_x, grad_s0, None, grad_lam
+        return grad_x, grad_s0, None, grad_lam, None
+
+
+def _as_complex(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 2, H, W)`` real -> ``(B, H, W)`` complex, without a copy when it is channels-last.
+
+    Channels-last memory is ``(B, H, W, 2)``: interleaved real and imaginary parts, which is
+    exactly how a complex tensor is stored.
+    """
+    if x.ndim == 4 and x.shape[1] == 2 and x.is_contiguous(memory_format=torch.channels_last):
+        try:
+            return torch.view_as_complex(x.permute(0, 2, 3, 1))
+        except RuntimeError:  # e.g. a view that starts at an odd offset: copy instead
+            pass
+    return channels_to_complex(x)
+
+
+def _as_channels(z: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W)`` complex -> ``(B, 2, H, W)`` real, in the memory layout of ``like``."""
+    if like.ndim == 4 and like.is_contiguous(memory_format=torch.channels_last):
+        return torch.view_as_real(z.contiguous()).permute(0, 3, 1, 2)
+    return complex_to_channels(z)
 
 
 def data_consistency(
-    x_cnn: torch.Tensor, s0: torch.Tensor, mask: torch.Tensor, lam: torch.Tensor | None = None
+    x_cnn: torch.Tensor,
+    s0: torch.Tensor,
+    mask: torch.Tensor,
+    lam: torch.Tensor | None = None,
+    fft_layout: bool = False,
 ) -> torch.Tensor:
     """Apply the DC layer to an image; complex ``(B, H, W)`` or real ``(B, 2, H, W)``.
 
     ``s0`` is the measured k-space ``(B, H, W)`` complex (or ``(B, 2, H, W)`` real channels);
     the output has the layout of ``x_cnn``. ``lam=None`` is the hard form.
+    ``fft_layout=True``: ``s0`` is given as ``to_fft_layout(s0)`` and the mask as
+    ``ifftshift(mask)`` (even ``H`` and ``W``); the layer then uses the plain FFTs, with the
+    same result and without the four shifts of the centred ones. :class:`DeepCascade`
+    converts the data once for all its DC layers.
     """
     if not isinstance(x_cnn, torch.Tensor) or not isinstance(s0, torch.Tensor):
         raise TypeError("data_consistency expects torch tensors for the image and k-space")
     channels = not x_cnn.is_complex()
+    layout = x_cnn
     if channels:
-        x_cnn = channels_to_complex(x_cnn)
+        x_cnn = _as_complex(x_cnn)
     if not s0.is_complex():
         s0 = channels_to_complex(s0)
     s0 = s0.to(x_cnn.dtype)
@@ -132,8 +180,8 @@ def data_consistency(
         lam = torch.as_tensor(lam, dtype=x_cnn.real.dtype, device=x_cnn.device)
         if lam.ndim != 0:
             raise ValueError(f"lambda must be a scalar, got shape {tuple(lam.shape)}")
-    x_rec = DataConsistencyFunction.apply(x_cnn, s0, mask, lam)
-    return complex_to_channels(x_rec) if channels else x_rec
+    x_rec = DataConsistencyFunction.apply(x_cnn, s0, mask, lam, fft_layout)
+    return _as_channels(x_rec, layout) if channels else x_rec
 
 
 class DataConsistency(nn.Module):
@@ -164,8 +212,10 @@ class DataConsistency(nn.Module):
         """The current lambda (a 0-d tensor), or ``None`` for the hard form."""
         return None if self.mode == "hard" else torch.exp(self.log_lam)
 
-    def forward(self, x_cnn: torch.Tensor, s0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return data_consistency(x_cnn, s0, mask, self.lam)
+    def forward(
+        self, x_cnn: torch.Tensor, s0: torch.Tensor, mask: torch.Tensor, fft_layout: bool = False
+    ) -> torch.Tensor:
+        return data_consistency(x_cnn, s0, mask, self.lam, fft_layout)
 
     def extra_repr(self) -> str:
         if self.mode == "hard":
