@@ -53,3 +53,19 @@ def load_pretrained(name: str, model: torch.nn.Module, device: torch.device | st
     state = torch.load(WEIGHTS_DIR / f"{name}.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.to(device).eval(), meta
+
+
+def lineage(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training runs behind a record, first to last.
+
+    A run started from other shipped weights (``--init NAME`` of the training scripts) keeps
+    their record under ``"init"``; this follows that chain back to the run from scratch.
+    """
+    if not isinstance(meta, dict):
+        raise TypeError(f"lineage expects a weights record (a dict), got {type(meta).__name__}")
+    runs = []
+    while meta:
+        runs.append(meta)
+        meta = meta.get("init")
+    return runs[::-1]
+

@@ -5,7 +5,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dlmi_utils.models import DeepCascade, UNetRecon, pretrained_cascade, pretrained_unet
-from dlmi_utils.pretrained import WEIGHTS_DIR, load_meta
+from dlmi_utils.pretrained import WEIGHTS_DIR, lineage, load_meta
 from dlmi_utils.recon_data import brain_slices_dataset
 from dlmi_utils.train import evaluate, recon_step
 
@@ -57,3 +57,13 @@ def test_cascade_beats_zero_filling_on_validation():
     zero_filled = evaluate(ZeroFilled(), DataLoader(_val_set(meta), batch_size=8),
                            recon_step, "cpu")
     assert meta["val_psnr"] > zero_filled["psnr"] + 5
+
+
+def test_lineage_follows_the_init_records_back_to_the_run_from_scratch():
+    runs = lineage(load_meta("cascade_r8"))
+    assert runs[0].get("init") is None and runs[-1] == load_meta("cascade_r8")
+    assert runs[-1]["val_data"]["acceleration"] == 8
+    for earlier, later in zip(runs[:-1], runs[1:], strict=True):
+        assert later["init"] == earlier and later["args"]["init"] == earlier["args"]["name"]
+    with pytest.raises(TypeError, match="weights record"):
+        lineage("cascade_r8")
