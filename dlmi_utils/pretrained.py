@@ -60,6 +60,8 @@ def lineage(meta: dict[str, Any]) -> list[dict[str, Any]]:
 
     A run started from other shipped weights (``--init NAME`` of the training scripts) keeps
     their record under ``"init"``; this follows that chain back to the run from scratch.
+    ``scripts/train_cascade.py`` keeps the whole record of the earlier run;
+    ``scripts/train_denoisers.py`` a summary (its name, command, training and scores).
     """
     if not isinstance(meta, dict):
         raise TypeError(f"lineage expects a weights record (a dict), got {type(meta).__name__}")
