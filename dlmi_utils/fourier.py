@@ -96,6 +96,21 @@ def complex_to_channels(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((x.real, x.imag), dim=-3)
 
 
+def complex_to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W)`` complex -> ``(B, 2, H, W)`` real in the channels-last layout, no copy.
+
+    Channels-last memory is ``(B, H, W, 2)``: interleaved real and imaginary parts, exactly how
+    a complex tensor is stored, so the result is a view of ``x`` (of a contiguous copy if
+    ``x`` is not contiguous). The layout CPU convolutions on two channels are fastest in.
+    """
+    if not x.is_complex() or x.ndim != 3:
+        raise TypeError(
+            f"complex_to_channels_last expects a complex (B, H, W) tensor, got "
+            f"{tuple(x.shape)} {x.dtype}"
+        )
+    return torch.view_as_real(x.contiguous()).permute(0, 3, 1, 2)
+
+
 def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
     """``(B, 2, H, W)`` real -> ``(B, H, W)`` complex; the inverse of ``complex_to_channels``."""
     if x.is_complex() or x.ndim < 3 or x.shape[-3] != 2:

@@ -5,6 +5,7 @@ import torch
 from dlmi_utils.fourier import (
     channels_to_complex,
     complex_to_channels,
+    complex_to_channels_last,
     fft2c,
     ifft2c,
     to_fft_layout,
@@ -92,3 +93,13 @@ def test_fft_layout_needs_even_sizes():
         to_fft_layout(torch.zeros(4, 5, dtype=torch.complex64))
     with pytest.raises(TypeError, match="torch tensor"):
         to_fft_layout(np.zeros((4, 4)))
+
+
+def test_complex_to_channels_last_is_a_channels_last_view():
+    z = torch.randn(2, 6, 4, dtype=torch.complex64)
+    x = complex_to_channels_last(z)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert x.data_ptr() == z.data_ptr()  # no copy
+    torch.testing.assert_close(x, complex_to_channels(z))
+    with pytest.raises(TypeError, match="complex"):
+        complex_to_channels_last(torch.zeros(2, 6, 4))

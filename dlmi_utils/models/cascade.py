@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlmi_utils.fourier import channels_to_complex, to_fft_layout
+from dlmi_utils.fourier import channels_to_complex, complex_to_channels_last, to_fft_layout
 from dlmi_utils.models.dc import DataConsistency
 
 DC_CHOICES = ("hard", "soft", "none")
@@ -121,20 +121,17 @@ class DeepCascade(nn.Module):
         n = len(self.cnns) if n_cascades is None else n_cascades
         if not 0 <= n <= len(self.cnns):
             raise ValueError(f"n_cascades must be between 0 and {len(self.cnns)}, got {n}")
-        # Real and imaginary channels in the channels-last layout: the same memory as the
-        # complex image, so the DC layers convert without copies, and the layout the CPU
-        # convolutions are fastest in.
-        x = torch.view_as_real((x_u / scale).contiguous()).permute(0, 3, 1, 2)
+        # channels-last: the DC layers read it as the complex image without copies
+        x = complex_to_channels_last(x_u / scale)
         s0 = s0 / scale
         h, w = x_u.shape[-2:]
-        fft_layout = h % 2 == 0 and w % 2 == 0
-        if fft_layout and isinstance(mask, torch.Tensor):
-            # shift the data once here rather than in every DC layer
+        # even sizes: shift the data once here rather than in every DC layer (a mask that is
+        # not a tensor is left for the DC layer to report)
+        fft_layout = h % 2 == 0 and w % 2 == 0 and isinstance(mask, torch.Tensor)
+        if fft_layout:
             s0 = to_fft_layout(s0)
             mask = torch.fft.ifftshift(mask.reshape((1,) * (2 - mask.ndim) + mask.shape),
                                        dim=(-2, -1))
-        else:
-            fft_layout = False  # odd sizes (or a bad mask, which the DC layer reports)
         for i, cnn in enumerate(self.cnns[:n]):
             x = cnn(x)
             if self.dcs is not None and not skip_dc:

@@ -23,7 +23,13 @@ import math
 import torch
 from torch import nn
 
-from dlmi_utils.fourier import channels_to_complex, complex_to_channels, fft2c, ifft2c
+from dlmi_utils.fourier import (
+    channels_to_complex,
+    complex_to_channels,
+    complex_to_channels_last,
+    fft2c,
+    ifft2c,
+)
 
 
 def _fft2(x: torch.Tensor) -> torch.Tensor:
@@ -129,8 +135,7 @@ class DataConsistencyFunction(torch.autograd.Function):
 def _as_complex(x: torch.Tensor) -> torch.Tensor:
     """``(B, 2, H, W)`` real -> ``(B, H, W)`` complex, without a copy when it is channels-last.
 
-    Channels-last memory is ``(B, H, W, 2)``: interleaved real and imaginary parts, which is
-    exactly how a complex tensor is stored.
+    The inverse of :func:`dlmi_utils.fourier.complex_to_channels_last`.
     """
     if x.ndim == 4 and x.shape[1] == 2 and x.is_contiguous(memory_format=torch.channels_last):
         try:
@@ -143,7 +148,7 @@ def _as_complex(x: torch.Tensor) -> torch.Tensor:
 def _as_channels(z: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``(B, H, W)`` complex -> ``(B, 2, H, W)`` real, in the memory layout of ``like``."""
     if like.ndim == 4 and like.is_contiguous(memory_format=torch.channels_last):
-        return torch.view_as_real(z.contiguous()).permute(0, 3, 1, 2)
+        return complex_to_channels_last(z)
     return complex_to_channels(z)
 
 
