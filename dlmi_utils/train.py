@@ -234,6 +234,7 @@ def fit(
     steps_per_epoch: int | None = None,
     cosine: bool = True,
     weight_decay: float = 0.0,
+    data_range: float | None = None,
     checkpoint: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -243,7 +244,9 @@ def fit(
 
     ``cosine`` decays the learning rate to zero over the run; ``steps_per_epoch`` caps an
     epoch (a short run on a CPU); ``checkpoint`` is written after each epoch and, with
-    ``resume``, read first. ``val_loader`` adds PSNR/SSIM after each epoch (``log`` prints it).
+    ``resume``, read first. ``val_loader`` adds PSNR/SSIM after each epoch (``log`` prints it),
+    with the peak ``data_range`` of :func:`evaluate` (default: each reference's maximum; give
+    ``1.0`` for images in [0, 1], as the denoising benchmarks score them).
     Seeds Python, numpy and torch with ``seed``; give a shuffling ``DataLoader`` its own
     ``generator=torch.Generator()``: it is re-seeded from ``(seed, epoch)`` at each epoch,
     so that a run resumed from a checkpoint sees the same batches as an uninterrupted one.
@@ -278,7 +281,7 @@ def fit(
         history.train_loss.append(loss)
         line = f"epoch {epoch + 1}/{epochs}: train loss {loss:.4g}"
         if val_loader is not None:
-            scores = evaluate(model, val_loader, step, device)
+            scores = evaluate(model, val_loader, step, device, data_range=data_range)
             history.val_psnr.append(scores["psnr"])
             history.val_ssim.append(scores["ssim"])
             line += f", val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f}"

@@ -21,6 +21,10 @@ gives fixed validation crops with a fixed noise draw, whose PSNR is recorded in 
 (Zhao et al. 2017), same data, steps and seed, and records their validation PSNR / SSIM /
 MS-SSIM under ``loss_ablation`` in the json of the weights named by ``--name`` (train those
 first). Weights go to ``dlmi_utils/weights/{kind}_s{sigma}.pt`` (or ``--name``).
+
+Training runs on the GPU when there is one (``--device cpu`` / ``cuda`` to choose); the
+validation PSNR of the record, and the curve ``training.history.val_psnr``, are scored on
+[0, 1] images with the peak 1 (``history_data_range``), the final scores on the CPU.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from torch.utils.data import DataLoader
 
 from dlmi_utils import losses
 from dlmi_utils.data import load_mammograms
+from dlmi_utils.device import get_device
 from dlmi_utils.models.denoisers import build_denoiser, count_parameters, receptive_field
 from dlmi_utils.noise import add_gaussian_noise
 from dlmi_utils.patches import NoisyPatches, PatchDataset, breast_crops, gaussian_noise
@@ -96,9 +101,11 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     val_sigma = args.sigma if args.sigma is not None else args.val_sigma
     history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size),
                   epochs=args.epochs, lr=args.lr, loss_fn=LOSSES[loss](), seed=args.seed,
-                  device="cpu", progress=sys.stderr.isatty())
+                  device=get_device(args.device), data_range=1.0, progress=sys.stderr.isatty())
+    model = model.cpu()  # the recorded scores are measured on the CPU, where the tests run
     record = {"loss": loss, "steps": steps * args.epochs, "seconds": round(history.seconds, 1),
               "val": validation_scores(model, val_sigma, args.pixel_size),
+              "history_data_range": 1.0,  # the PSNR peak of history.val_psnr (older runs: none)
               "history": {"train_loss": [round(v, 6) for v in history.train_loss],
                           "val_psnr": [round(v, 3) for v in history.val_psnr]}}
     return model, record
@@ -156,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: the GPU if there is one)")
     p.add_argument("--init", default=None,
                    help="start from these shipped weights (same kind and width)")
     p.add_argument("--name", help="weights name (default {kind}_s{sigma} or {kind}_blind)")
@@ -198,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                  "val_seed": VAL_SEED, "val_sigma_8bit": args.sigma or args.val_sigma},
         "training": {**record, "patch_size": args.patch_size, "batch_size": args.batch_size,
                      "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-                     "threads": args.threads, "min_inside": args.min_inside},
+                     "threads": args.threads, "min_inside": args.min_inside,
+                     "device": str(get_device(args.device))},
         "val_psnr": record["val"]["psnr"],
         "val_ssim": record["val"]["ssim"],
         "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),

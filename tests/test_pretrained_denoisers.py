@@ -1,6 +1,7 @@
 """The shipped denoisers: small, trained on the training case only, and they reproduce the
 validation PSNR recorded when they were made; the denoising benchmark runs end to end."""
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -133,3 +134,17 @@ def test_init_from_weights_of_another_network_is_a_clear_error():
                               "--steps", "1", "--epochs", "1", "--init", "dilated_blind",
                               "--name", "never_written"])
     assert "never_written" not in available()
+
+
+def test_training_run_records_its_curve_on_the_scale_of_its_final_score():
+    """Two steps of the training script: the last point of the recorded validation curve is
+    the recorded validation PSNR (both peak 1), and the model comes back on the CPU."""
+    td = _train_script()
+    args = argparse.Namespace(threads=1, pixel_size=0.2, patch_size=32, batch_size=2,
+                              min_inside=0.9, seed=0, sigma_range=None, sigma=25.0,
+                              kind="dilated", features=8, init=None, val_sigma=25, epochs=1,
+                              lr=1e-3, device="cpu")
+    model, record = td.train(args, "l2", steps=2)
+    assert next(model.parameters()).device.type == "cpu"
+    assert record["steps"] == 2 and record["history_data_range"] == 1.0
+    assert record["history"]["val_psnr"][-1] == pytest.approx(record["val"]["psnr"], abs=2e-3)

@@ -105,3 +105,19 @@ def test_steps_give_clear_errors_on_wrong_batches():
         pair_step(torch.nn.Identity(), torch.zeros(3), "cpu")
     with pytest.raises(KeyError, match="lacks"):
         recon_step(torch.nn.Identity(), {"x_u": torch.zeros(1)}, "cpu")
+
+
+def test_fit_validation_psnr_uses_the_given_peak():
+    """``data_range=1.0`` scores [0, 1] images against the peak 1, not each crop's maximum."""
+    ds = _denoising_data()
+    val = DataLoader(ds, batch_size=5)
+    noisy, clean = ds.tensors
+    peak_1 = 10 * torch.log10(1 / ((noisy - clean) ** 2).mean(dim=(1, 2, 3))).mean().item()
+    for data_range in (None, 1.0):
+        model = torch.nn.Conv2d(1, 1, 1, bias=False)
+        torch.nn.init.ones_(model.weight)  # the identity: a zero learning rate keeps it
+        history = fit(model, _loader(ds), val, epochs=1, lr=0.0, device="cpu",
+                      progress=False, log=None, data_range=data_range)
+        expected = evaluate(torch.nn.Identity(), val, pair_step, "cpu", data_range=data_range)
+        assert history.val_psnr[0] == pytest.approx(expected["psnr"], abs=1e-6)
+        assert (history.val_psnr[0] == pytest.approx(peak_1, abs=1e-4)) == (data_range == 1.0)
