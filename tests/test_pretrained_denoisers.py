@@ -122,8 +122,14 @@ def test_denoise_benchmark_writes_every_method(tmp_path):
     results = json.loads(out.read_text())
     assert set(results) == {"noisy", "bm3d", "dncnn", "dilated"}
     for name, scores in results.items():
-        assert set(scores) == {"psnr", "ssim", "seconds"}, name
+        assert set(scores) == {"psnr", "ssim", "seconds", "psnr_interior", "psnr_per_image"}, name
         assert -1 <= scores["ssim"] <= 1 and scores["seconds"] >= 0
+        assert scores["psnr_per_image"] == [pytest.approx(scores["psnr"])]
+    # white noise is as strong at the edge as inside; a denoiser's edge pixels are harder
+    noisy = results["noisy"]
+    assert noisy["psnr_interior"] == pytest.approx(noisy["psnr"], abs=0.5)
+    assert results["dilated"]["psnr_interior"] > results["dilated"]["psnr"]
+    assert "| smooth.npy" in done.stdout and "interior (more than 16 px" in done.stdout
     for name in ("bm3d", "dncnn", "dilated"):
         assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
 
