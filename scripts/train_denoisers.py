@@ -11,7 +11,9 @@ gives fixed validation crops with a fixed noise draw, whose PSNR is recorded in 
     nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --ablation
 
 ``--init NAME`` starts from shipped weights of the same kind and width: the shipped
-``dilated_s15`` / ``dilated_s25`` are ``dilated_blind`` trained on for one noise level.
+``dilated_s15`` / ``dilated_s25`` (the benchmark's levels) and ``dilated_s12.75`` (Lab 04's
+quantum noise at N0 = 100 after the Anscombe transform, std 255 / (2 sqrt(N0)) = 12.75) are
+``dilated_blind`` trained on for one noise level, with the command below (``--sigma`` changed).
 
     nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --features 32 \
         --patch-size 64 --batch-size 16 --threads 1 --lr 5e-4 --steps 200 --epochs 20 \

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from dlmi_utils.models import pretrained_denoiser
-from dlmi_utils.models.denoisers import pretrained_name, receptive_field
+from dlmi_utils.models.denoisers import pretrained_name, receptive_field, vst_sigma
 from dlmi_utils.pretrained import WEIGHTS_DIR, available, load_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 BLIND = ["dilated_blind", "dncnn_blind"]  # one blind net per kind covers sigma 10 - 55 / 255
-SPECIFIC = ["dilated_s15", "dilated_s25"]  # the dilated net trained on for the benchmark levels
+# the dilated net trained on for the benchmark levels and for Lab 04's quantum noise after the
+# Anscombe transform (N0 = 100: 255 / (2 sqrt(N0)) = 12.75)
+SPECIFIC = ["dilated_s15", "dilated_s25", "dilated_s12.75"]
 NAMES = BLIND + SPECIFIC
 
 
@@ -77,6 +79,7 @@ def test_every_level_of_the_lab_has_weights(kind, sigma):
 def test_level_specific_weights_are_preferred():
     assert pretrained_name("dilated", 15) == "dilated_s15"
     assert pretrained_name("dilated", 25.0) == "dilated_s25"
+    assert pretrained_name("dilated", 255 * vst_sigma(100)) == "dilated_s12.75"
     assert pretrained_name("dilated", 50) == "dilated_blind"
     assert pretrained_name("dilated", "blind") == "dilated_blind"
     assert pretrained_name("dncnn", 25) == "dncnn_blind"
