@@ -101,12 +101,14 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     if args.init:
         model, _ = load_pretrained(args.init, model)
     val_sigma = args.sigma if args.sigma is not None else args.val_sigma
+    device = get_device(args.device)
     history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size),
                   epochs=args.epochs, lr=args.lr, loss_fn=LOSSES[loss](), seed=args.seed,
-                  device=get_device(args.device), data_range=1.0, progress=sys.stderr.isatty())
+                  device=device, data_range=1.0, progress=sys.stderr.isatty())
     model = model.cpu()  # the recorded scores are measured on the CPU, where the tests run
     record = {"loss": loss, "steps": steps * args.epochs, "seconds": round(history.seconds, 1),
               "val": validation_scores(model, val_sigma, args.pixel_size),
+              "device": str(device),
               "history_data_range": 1.0,  # the PSNR peak of history.val_psnr (older runs: none)
               "history": {"train_loss": [round(v, 6) for v in history.train_loss],
                           "val_psnr": [round(v, 3) for v in history.val_psnr]}}
@@ -208,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                  "val_seed": VAL_SEED, "val_sigma_8bit": args.sigma or args.val_sigma},
         "training": {**record, "patch_size": args.patch_size, "batch_size": args.batch_size,
                      "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-                     "threads": args.threads, "min_inside": args.min_inside,
-                     "device": str(get_device(args.device))},
+                     "threads": args.threads, "min_inside": args.min_inside},
         "val_psnr": record["val"]["psnr"],
         "val_ssim": record["val"]["ssim"],
         "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),
