@@ -48,6 +48,13 @@ class PatchDataset(Dataset):
     ``masks`` (bool, same shapes; ``None``: everywhere) restricts the patches to those with at
     least ``min_inside`` of their pixels in the mask. ``flips``: a random horizontal and a
     random vertical flip each (the anatomy of a breast patch has no preferred orientation).
+
+    ``edge_fraction`` of the patches (on average) are drawn among the valid positions that
+    touch the image's border instead of among all of them. The film ends at a mammogram's
+    chest wall, often with a bright line along it, and a uniform draw puts that border in a
+    patch once in a few hundred; a crop or tile there (every evaluation crop of
+    ``breast_crops`` lies against it) needs the net to have seen it. ``0`` keeps the uniform
+    draw, patch for patch.
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class PatchDataset(Dataset):
         min_inside: float = 0.9,
         flips: bool = True,
         seed: int = 0,
+        edge_fraction: float = 0.0,
     ):
         if len(images) == 0:
             raise ValueError("PatchDataset needs at least one image")
@@ -68,10 +76,14 @@ class PatchDataset(Dataset):
             raise ValueError(f"min_inside is a fraction in [0, 1], got {min_inside}")
         if n_patches < 1:
             raise ValueError(f"n_patches must be positive, got {n_patches}")
+        if not 0.0 <= edge_fraction <= 1.0:
+            raise ValueError(f"edge_fraction is a fraction in [0, 1], got {edge_fraction}")
         self.images = [np.ascontiguousarray(im, dtype=np.float32) for im in images]
         self.patch_size, self.n_patches = int(patch_size), int(n_patches)
         self.flips, self.seed, self.epoch = flips, int(seed), 0
+        self.edge_fraction = float(edge_fraction)
         self._corners: list[np.ndarray] = []  # flat indices of valid top-left corners
+        self._edge_corners: list[np.ndarray] = []  # those whose patch touches the border
         self._widths: list[int] = []
         for i, im in enumerate(self.images):
             if im.ndim != 2:
@@ -85,6 +97,9 @@ class PatchDataset(Dataset):
                 raise ValueError(f"mask {i} has shape {mask.shape}, its image {im.shape}")
             valid = window_fraction(mask, self.patch_size) >= min_inside - 1e-12
             self._corners.append(np.flatnonzero(valid).astype(np.int64))
+            border = np.zeros(valid.shape, bool)
+            border[[0, -1], :] = border[:, [0, -1]] = True
+            self._edge_corners.append(np.flatnonzero(valid & border).astype(np.int64))
             self._widths.append(valid.shape[1])
         counts = np.array([len(c) for c in self._corners])
         if counts.sum() == 0:
@@ -93,6 +108,13 @@ class PatchDataset(Dataset):
                 "pixels inside the masks: lower min_inside or patch_size"
             )
         self._cumulative = np.cumsum(counts)
+        edge_counts = np.array([len(c) for c in self._edge_corners])
+        if self.edge_fraction > 0 and edge_counts.sum() == 0:
+            raise ValueError(
+                f"edge_fraction={edge_fraction} but no valid {self.patch_size}x{self.patch_size}"
+                " patch touches an image border: the masks stay away from the borders"
+            )
+        self._edge_cumulative = np.cumsum(edge_counts)
 
     def __len__(self) -> int:
         return self.n_patches
@@ -111,10 +133,13 @@ class PatchDataset(Dataset):
         if not 0 <= index < self.n_patches:
             raise IndexError(f"index {index} out of range for {self.n_patches} patches")
         rng = self.rng(index)
-        k = int(rng.integers(self._cumulative[-1]))
-        i = int(np.searchsorted(self._cumulative, k, side="right"))
-        k -= int(self._cumulative[i - 1]) if i > 0 else 0
-        row, col = divmod(int(self._corners[i][k]), self._widths[i])
+        edge = self.edge_fraction > 0 and rng.random() < self.edge_fraction
+        corners, cumulative = ((self._edge_corners, self._edge_cumulative) if edge
+                               else (self._corners, self._cumulative))
+        k = int(rng.integers(cumulative[-1]))
+        i = int(np.searchsorted(cumulative, k, side="right"))
+        k -= int(cumulative[i - 1]) if i > 0 else 0
+        row, col = divmod(int(corners[i][k]), self._widths[i])
         fh, fv = (bool(b) for b in rng.integers(2, size=2)) if self.flips else (False, False)
         return i, row, col, fh, fv
 

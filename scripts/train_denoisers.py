@@ -92,7 +92,8 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     views = [m for m in load_mammograms("train", args.pixel_size) if m.view in TRAIN_VIEWS]
     patches = PatchDataset([m.image for m in views], [m.breast_mask for m in views],
                            patch_size=args.patch_size, n_patches=steps * args.batch_size,
-                           min_inside=args.min_inside, seed=args.seed)
+                           min_inside=args.min_inside, seed=args.seed,
+                           edge_fraction=args.edge_fraction)
     sigma = (args.sigma_range[0] / 255, args.sigma_range[1] / 255) if args.sigma_range \
         else args.sigma / 255
     loader = DataLoader(NoisyPatches(patches, gaussian_noise(sigma)),
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pixel-size", type=float, default=0.2, help="mm")
     p.add_argument("--patch-size", type=int, default=48)
     p.add_argument("--min-inside", type=float, default=0.9)
+    p.add_argument("--edge-fraction", type=float, default=0.0,
+                   help="share of patches drawn against the film's border (the chest wall)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=500, help="steps per epoch")
     p.add_argument("--epochs", type=int, default=4)
@@ -210,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                  "val_seed": VAL_SEED, "val_sigma_8bit": args.sigma or args.val_sigma},
         "training": {**record, "patch_size": args.patch_size, "batch_size": args.batch_size,
                      "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-                     "threads": args.threads, "min_inside": args.min_inside},
+                     "threads": args.threads, "min_inside": args.min_inside,
+                     "edge_fraction": args.edge_fraction},
         "val_psnr": record["val"]["psnr"],
         "val_ssim": record["val"]["ssim"],
         "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),

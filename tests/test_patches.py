@@ -77,6 +77,43 @@ def test_images_are_sampled_in_proportion_to_their_valid_positions():
     assert counts[1] / counts.sum() == pytest.approx(expected, abs=0.015)
 
 
+def _chest_wall_mask(shape=(120, 90)) -> np.ndarray:
+    """A half disc against column 0, as a breast lies against the film's chest-wall edge."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - shape[0] / 2) ** 2 + xx**2 < 50**2
+
+
+def test_edge_fraction_draws_that_share_against_the_border():
+    image, _ = _image_and_disc()
+    mask = _chest_wall_mask()
+    ds = PatchDataset([image], [mask], patch_size=16, n_patches=2000, min_inside=1.0,
+                      edge_fraction=0.3, seed=2)
+    corners = [ds.locate(i)[1:3] for i in range(len(ds))]
+    at_border = np.mean([r == 0 or c == 0 or r == 120 - 16 or c == 90 - 16 for r, c in corners])
+    assert at_border == pytest.approx(0.3, abs=0.04)
+    assert all(mask[r : r + 16, c : c + 16].all() for r, c in corners)
+    uniform = PatchDataset([image], [mask], patch_size=16, n_patches=2000, min_inside=1.0,
+                           seed=2)
+    assert np.mean([uniform.locate(i)[2] == 0 for i in range(2000)]) < 0.05
+
+
+def test_edge_fraction_zero_keeps_the_uniform_draw():
+    image, mask = _image_and_disc()
+    a = PatchDataset([image], [mask], patch_size=16, n_patches=50, seed=4)
+    b = PatchDataset([image], [mask], patch_size=16, n_patches=50, seed=4, edge_fraction=0.0)
+    assert [a.locate(i) for i in range(50)] == [b.locate(i) for i in range(50)]
+
+
+def test_edge_fraction_without_a_border_patch_is_a_clear_error():
+    image, _ = _image_and_disc()
+    mask = np.zeros(image.shape, bool)
+    mask[20:100, 20:70] = True  # away from the borders
+    with pytest.raises(ValueError, match="touches an image border"):
+        PatchDataset([image], [mask], patch_size=16, min_inside=1.0, edge_fraction=0.2)
+    with pytest.raises(ValueError, match="edge_fraction"):
+        PatchDataset([image], [mask], patch_size=16, edge_fraction=1.5)
+
+
 def test_no_valid_patch_is_a_clear_error():
     image, _ = _image_and_disc()
     with pytest.raises(ValueError, match="min_inside"):
