@@ -127,13 +127,14 @@ def check_init(args: argparse.Namespace) -> None:
 
 
 def init_record(name: str | None) -> dict[str, Any] | None:
-    """What ``--init NAME`` started from: its command, training and validation scores."""
+    """What ``--init NAME`` started from: its command, training and validation scores, and
+    what it started from in turn (``dlmi_utils.pretrained.lineage`` follows the chain)."""
     if name is None:
         return None
     meta = load_meta(name)
     return {"name": name, "command": meta["command"], "training": meta["training"],
             "val_psnr": meta["val_psnr"], "val_ssim": meta["val_ssim"],
-            "val_sigma_8bit": meta["data"]["val_sigma_8bit"]}
+            "val_sigma_8bit": meta["data"]["val_sigma_8bit"], "init": meta.get("init")}
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:

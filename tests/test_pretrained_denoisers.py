@@ -13,7 +13,7 @@ import pytest
 
 from dlmi_utils.models import pretrained_denoiser
 from dlmi_utils.models.denoisers import pretrained_name, receptive_field, vst_sigma
-from dlmi_utils.pretrained import WEIGHTS_DIR, available, load_meta
+from dlmi_utils.pretrained import WEIGHTS_DIR, available, lineage, load_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 BLIND = ["dilated_blind", "dncnn_blind"]  # one blind net per kind covers sigma 10 - 55 / 255
@@ -88,8 +88,10 @@ def test_level_specific_weights_are_preferred():
 @pytest.mark.parametrize("name", SPECIFIC)
 def test_level_specific_weights_start_from_the_blind_net_and_beat_it(name):
     meta = load_meta(name)
-    assert meta["init"]["name"] == "dilated_blind"
-    assert meta["init"]["command"] == load_meta("dilated_blind")["command"]
+    first, *trained_on = lineage(meta)  # blind, then one or more runs at the level
+    assert first["name"] == "dilated_blind"
+    assert first["command"] == load_meta("dilated_blind")["command"]
+    assert trained_on[-1] is meta and all(r["name"] == name for r in trained_on[:-1])
     sigma = meta["sigma_8bit"]
     assert meta["data"]["val_sigma_8bit"] == sigma
     blind = _train_script().validation_scores(pretrained_denoiser("dilated", "blind"), sigma,
@@ -157,3 +159,10 @@ def test_training_run_records_its_curve_on_the_scale_of_its_final_score():
     assert next(model.parameters()).device.type == "cpu"
     assert record["steps"] == 2 and record["history_data_range"] == 1.0
     assert record["history"]["val_psnr"][-1] == pytest.approx(record["val"]["psnr"], abs=2e-3)
+
+
+def test_init_record_keeps_the_chain_back_to_the_run_from_scratch():
+    record = _train_script().init_record("dilated_s25")
+    assert record["name"] == "dilated_s25"
+    assert record["init"] == load_meta("dilated_s25")["init"]
+    assert lineage({"init": record})[0]["name"] == "dilated_blind"
