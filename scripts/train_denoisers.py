@@ -19,6 +19,16 @@ quantum noise at N0 = 100 after the Anscombe transform, std 255 / (2 sqrt(N0)) =
         --patch-size 64 --batch-size 16 --threads 1 --lr 5e-4 --steps 200 --epochs 20 \
         --init dilated_blind
 
+then trained on with a quarter of the patches against the film's border (``--edge-fraction``:
+the chest wall, where a film ends and where the evaluation crops lie), ``--init`` the weights
+of the first command (each run's ``.json`` keeps the chain, ``lineage``):
+
+    nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --features 32 \
+        --patch-size 64 --batch-size 16 --threads 1 --lr 2e-4 --steps 200 --epochs 16 \
+        --edge-fraction 0.25 --init dilated_s25
+
+(``dilated_s15`` twice, the second time at ``--lr 1e-4``).
+
 ``--ablation`` trains short runs of the dilated net with the L2, L1 and L1+MS-SSIM losses
 (Zhao et al. 2017), same data, steps and seed, and records their validation PSNR / SSIM /
 MS-SSIM under ``loss_ablation`` in the json of the weights named by ``--name`` (train those
