@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 IRCNN_DILATIONS = (1, 2, 3, 4, 3, 2, 1)
 
@@ -166,9 +167,10 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
 
     In eval mode a batch norm is an affine map per channel, ``g (z - mu) / sqrt(var + eps) + b``,
     so it folds into the convolution before it: ``W' = W s``, ``b' = (b_conv - mu) s + b`` with
-    ``s = g / sqrt(var + eps)``. The outputs equal the model's in eval mode (to float rounding);
-    one pass over each feature map less, and channels-last convolutions are faster on a CPU.
-    The copy is in eval mode, keeps ``config`` and ``weights_name``, and is not for training.
+    ``s = g / sqrt(var + eps)`` (torch's ``fuse_conv_bn_eval``). The outputs equal the model's
+    in eval mode (to float rounding); one pass over each feature map less, and channels-last
+    convolutions are faster on a CPU. The copy is in eval mode, keeps ``config`` and
+    ``weights_name``, and is not for training.
     """
     folded = copy.deepcopy(model).eval()
     for seq in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
@@ -177,15 +179,7 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
             conv, bn = seq._modules[a], seq._modules[b]
             if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
                 continue
-            scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-            bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(scale)
-            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
-                              stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
-                              groups=conv.groups, bias=True, padding_mode=conv.padding_mode)
-            with torch.no_grad():
-                fused.weight.copy_(conv.weight * scale[:, None, None, None])
-                fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias.detach())
-            seq._modules[a], seq._modules[b] = fused.to(conv.weight.device), nn.Identity()
+            seq._modules[a], seq._modules[b] = fuse_conv_bn_eval(conv, bn), nn.Identity()
     return folded.to(memory_format=torch.channels_last).requires_grad_(False)
 
 
