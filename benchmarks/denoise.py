@@ -57,7 +57,7 @@ from dlmi_utils.models.denoisers import fold_batch_norm, receptive_field  # noqa
 from dlmi_utils.noise import add_gaussian_noise  # noqa: E402
 from dlmi_utils.patches import breast_crops  # noqa: E402
 from dlmi_utils.pretrained import load_meta  # noqa: E402
-from dlmi_utils.tiling import default_overlap, plan_tiles, predict_tiled  # noqa: E402
+from dlmi_utils.tiling import model_plan, pixel_grid, predict_tiled  # noqa: E402
 
 METHODS = ("noisy", "bm3d", "dncnn", "dilated")
 
@@ -122,13 +122,14 @@ def full_size_run(args, model: torch.nn.Module) -> dict[str, float]:
     out = predict_tiled(model, y, tile=args.tile, batch_size=1)
     seconds = time.perf_counter() - start
     hook.remove()
-    plan = plan_tiles(x.shape, args.tile, default_overlap(model))
+    plan = model_plan(model, x.shape, args.tile)
     features = model.config["features"]
     return {
         "height": x.shape[0], "width": x.shape[1], "pixel_size_mm": m.pixel_size_mm,
         "seconds": seconds, "tiles": plan.n_tiles,
         "largest_input_pixels": max(int(np.prod(s)) for s in shapes),
-        "untiled_feature_map_mb": features * x.size * 4 / 2**20,
+        # a net on s x s unshuffled pixels has feature maps of a s^2 times smaller image
+        "untiled_feature_map_mb": features * x.size / pixel_grid(model) ** 2 * 4 / 2**20,
         "peak_rss_mb": _peak_rss_mb(),
         "psnr_noisy": psnr(x, y, data_range=1.0),
         "psnr": psnr(x, out, data_range=1.0),

@@ -18,6 +18,7 @@ Tiles overlap by ``overlap`` pixels and their outputs are blended:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,11 +95,34 @@ def _axis_weights(start: int, length: int, size: int, overlap: int, blend: str) 
     return w
 
 
+def pixel_grid(model: nn.Module) -> int:
+    """The shift (pixels) under which ``model`` is equivariant: the product of its
+    ``PixelUnshuffle`` factors (1 for a plain CNN). A net on the 2 x 2 unshuffled image gives
+    the same output for a tile only if the tile starts on its 2 x 2 grid."""
+    return math.prod(int(m.downscale_factor) for m in model.modules()
+                     if isinstance(m, nn.PixelUnshuffle))
+
+
 def default_overlap(model: nn.Module) -> int:
     """``r - 1`` for a network of receptive field ``r``: tiles then give the untiled result."""
     from dlmi_utils.models.denoisers import receptive_field
 
     return receptive_field(model) - 1
+
+
+def model_plan(model: nn.Module, shape: tuple[int, int], tile: int = 256,
+               overlap: int | None = None) -> TilePlan:
+    """The tiles :func:`predict_tiled` uses for ``model`` on an ``(H, W)`` image: those of
+    :func:`plan_tiles` with ``overlap=None`` the :func:`default_overlap`, and for a net on
+    unshuffled pixels (:func:`pixel_grid` ``g > 1``) the image padded to a multiple of ``g``
+    and ``tile`` / ``overlap`` rounded to multiples of ``g`` (the tiles start on its grid)."""
+    if overlap is None:
+        overlap = default_overlap(model)
+    grid = pixel_grid(model)
+    if grid > 1:
+        shape = tuple(-(-int(n) // grid) * grid for n in shape)
+        tile, overlap = max(grid, tile // grid * grid), -(-overlap // grid) * grid
+    return plan_tiles(shape, tile, overlap)
 
 
 @torch.no_grad()
@@ -117,6 +141,8 @@ def predict_tiled(
     ``model`` maps ``(B, 1, h, w) -> (B, 1, h, w)`` and runs in eval mode (batch norm with
     its running statistics, so a tile is processed as it would be in the whole image; the
     previous mode is restored after). ``overlap=None``: :func:`default_overlap`.
+    The tiles are :func:`model_plan`'s: for a net on unshuffled pixels they start on its
+    grid, and the image is padded by edge replication as the net pads it in one pass.
     """
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
@@ -128,9 +154,11 @@ def predict_tiled(
     if np.iscomplexobj(x):
         raise TypeError("predict_tiled expects a real image; take np.abs(x) first")
     x = x.astype(np.float32, copy=False)
-    if overlap is None:
-        overlap = default_overlap(model)
-    plan = plan_tiles(x.shape, tile, overlap)
+    shape = x.shape
+    plan = model_plan(model, shape, tile, overlap)
+    overlap = plan.overlap
+    if plan.shape != shape:
+        x = np.pad(x, ((0, plan.shape[0] - shape[0]), (0, plan.shape[1] - shape[1])), mode="edge")
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
@@ -156,4 +184,4 @@ def predict_tiled(
     finally:
         model.train(was_training)
     np.divide(out, weight, out=out)  # in place: one image-sized array less
-    return out
+    return out[: shape[0], : shape[1]]

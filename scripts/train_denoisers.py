@@ -150,7 +150,7 @@ def init_record(name: str | None) -> dict[str, Any] | None:
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.kind == "dncnn":
         return {"features": args.features, "depth": args.depth}
-    return {"features": args.features}
+    return {"features": args.features, "unshuffle": args.unshuffle}
 
 
 def weights_name(args: argparse.Namespace) -> str:
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-sigma", type=float, default=25, help="validation level (blind)")
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--depth", type=int, default=17, help="DnCNN depth")
+    p.add_argument("--unshuffle", type=int, default=1,
+                   help="dilated net on the s x s pixel-unshuffled image (FFDNet); 1: none")
     p.add_argument("--loss", choices=tuple(LOSSES), default="l2")
     p.add_argument("--pixel-size", type=float, default=0.2, help="mm")
     p.add_argument("--patch-size", type=int, default=48)

@@ -62,9 +62,51 @@ def test_receptive_field_without_convolution_is_an_error():
 
 @pytest.mark.parametrize("model", [DnCNN(depth=6, features=8),
                                    DilatedDenoiser(features=8, dilations=(1, 2, 3, 2, 1)),
-                                   DilatedDenoiser(features=8, dilations=(1, 1, 1, 1, 1))])
+                                   DilatedDenoiser(features=8, dilations=(1, 1, 1, 1, 1)),
+                                   DilatedDenoiser(features=8, dilations=(1, 2, 1), unshuffle=2),
+                                   DilatedDenoiser(features=8, dilations=(1, 2, 1), unshuffle=3)])
 def test_receptive_field_matches_impulse_response(model):
     assert _impulse_response_width(model) == receptive_field(model)
+
+
+def test_unshuffled_net_sees_s_times_wider_at_the_cost_of_a_net_s_times_narrower():
+    net = DilatedDenoiser(features=64, unshuffle=2)
+    assert receptive_field(net) == 2 * receptive_field(DilatedDenoiser(features=64)) == 66
+    assert net.body[0][0].in_channels == 4 and net.body[-1].out_channels == 4
+    # multiply-adds per input pixel: the 64-wide convolutions on a quarter of the pixels
+    # cost what the 32-wide ones cost on all of them
+    macs = lambda m, s: sum(c.weight.numel() for c in m.modules()  # noqa: E731
+                            if isinstance(c, nn.Conv2d)) / s**2
+    assert macs(net, 2) == pytest.approx(macs(DilatedDenoiser(features=32), 1), rel=0.02)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 37, 53), (1, 1, 1, 5), (1, 1, 64, 64)])
+def test_unshuffled_net_keeps_any_size_and_learns_the_residual(shape):
+    model = DilatedDenoiser(features=8, dilations=(1, 2, 1), unshuffle=2).eval()
+    x = torch.rand(*shape)
+    with torch.no_grad():
+        assert torch.equal(model(x), x), "the zero-initialised last layer gives the input back"
+        nn.init.normal_(model.body[-1].weight)
+        out = model(x)
+    assert out.shape == x.shape and not torch.equal(out, x)
+    assert torch.allclose(out, x - model.residual_map(x))
+
+
+def test_unshuffled_net_of_an_image_is_the_crop_of_the_net_of_its_padded_image():
+    # odd sizes are padded by replication: the same as denoising the padded image and cropping
+    model = DilatedDenoiser(features=8, dilations=(1, 2, 1), unshuffle=2).eval()
+    nn.init.normal_(model.body[-1].weight)
+    x = torch.rand(1, 1, 15, 22)
+    padded = nn.functional.pad(x, (0, 0, 0, 1), mode="replicate")
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(padded)[..., :15, :22], atol=1e-6)
+
+
+def test_unshuffle_must_be_a_positive_integer():
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="unshuffle"):
+            DilatedDenoiser(features=4, unshuffle=bad)
+    assert DilatedDenoiser(features=4).config["unshuffle"] == 1
 
 
 def test_dilated_and_plain_nets_have_the_same_parameters():
@@ -184,10 +226,10 @@ def _with_trained_batch_norms(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize("kind", ["dncnn", "dilated"])
-def test_folding_batch_norm_keeps_the_outputs_and_removes_the_norms(kind):
-    model = _with_trained_batch_norms(build_denoiser(kind, features=8, **(
-        {"depth": 5} if kind == "dncnn" else {})))
+@pytest.mark.parametrize("kind, kwargs", [("dncnn", {"depth": 5}), ("dilated", {}),
+                                          ("dilated", {"unshuffle": 2})])
+def test_folding_batch_norm_keeps_the_outputs_and_removes_the_norms(kind, kwargs):
+    model = _with_trained_batch_norms(build_denoiser(kind, features=8, **kwargs))
     folded = fold_batch_norm(model)
     y = torch.rand(2, 1, 37, 41, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

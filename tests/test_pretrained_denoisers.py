@@ -86,12 +86,16 @@ def test_level_specific_weights_are_preferred():
 
 
 @pytest.mark.parametrize("name", SPECIFIC)
-def test_level_specific_weights_start_from_the_blind_net_and_beat_it(name):
+def test_level_specific_weights_record_where_they_started_and_beat_the_blind_net(name):
     meta = load_meta(name)
-    first, *trained_on = lineage(meta)  # blind, then one or more runs at the level
-    assert first["name"] == "dilated_blind"
-    assert first["command"] == load_meta("dilated_blind")["command"]
-    assert trained_on[-1] is meta and all(r["name"] == name for r in trained_on[:-1])
+    first, *trained_on = runs = lineage(meta)  # from scratch, then each run from the one before
+    assert runs[-1] is meta and "--init" not in first["command"]
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        assert later["init"] is earlier and f"--init {earlier['name']}" in later["command"]
+    if trained_on:  # the blind net trained on at the level, one or more times
+        assert first["name"] == "dilated_blind"
+        assert first["command"] == load_meta("dilated_blind")["command"]
+        assert all(r["name"] == name for r in trained_on[:-1])
     sigma = meta["sigma_8bit"]
     assert meta["data"]["val_sigma_8bit"] == sigma
     blind = _train_script().validation_scores(pretrained_denoiser("dilated", "blind"), sigma,

@@ -8,7 +8,13 @@ import torch
 from torch import nn
 
 from dlmi_utils.models import DilatedDenoiser, DnCNN, receptive_field
-from dlmi_utils.tiling import default_overlap, plan_tiles, predict_tiled, tile_starts
+from dlmi_utils.tiling import (
+    default_overlap,
+    pixel_grid,
+    plan_tiles,
+    predict_tiled,
+    tile_starts,
+)
 
 
 class RecordingModel(nn.Module):
@@ -57,16 +63,46 @@ def test_bad_overlap_is_a_clear_error():
         predict_tiled(nn.Identity(), np.zeros((1, 8, 8)), overlap=0)
 
 
-@pytest.mark.parametrize("make", [lambda: DilatedDenoiser(features=8),
-                                  lambda: DnCNN(depth=6, features=8)])
-def test_crop_blend_equals_one_pass_when_overlap_covers_receptive_field(make):
+@pytest.mark.parametrize("make", [
+    lambda: DilatedDenoiser(features=8),
+    lambda: DnCNN(depth=6, features=8),
+    lambda: DilatedDenoiser(features=8, dilations=(1, 2, 1), unshuffle=2),
+])
+@pytest.mark.parametrize("tile", [48, 47])
+def test_crop_blend_equals_one_pass_when_overlap_covers_receptive_field(make, tile):
     model = _random_net(make())
     image = np.random.default_rng(0).random((150, 113)).astype(np.float32)
     with torch.no_grad():
         full = model(torch.from_numpy(image)[None, None])[0, 0].numpy()
     assert default_overlap(model) == receptive_field(model) - 1
-    tiled = predict_tiled(model, image, tile=48, batch_size=3)
+    tiled = predict_tiled(model, image, tile=tile, batch_size=3)
+    assert tiled.shape == image.shape
     np.testing.assert_allclose(tiled, full, atol=1e-5)
+
+
+class _LayersHidden(nn.Module):
+    """Calls a model whose layers ``pixel_grid`` cannot see (not a registered submodule)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self._model = [model]
+
+    def forward(self, x):
+        return self._model[0](x)
+
+
+def test_unshuffled_net_needs_tiles_on_its_pixel_grid():
+    model = _random_net(DilatedDenoiser(features=8, dilations=(1, 2, 1), unshuffle=2))
+    assert pixel_grid(model) == 2 and pixel_grid(DnCNN(depth=3, features=4)) == 1
+    image = np.random.default_rng(1).random((150, 113)).astype(np.float32)
+    with torch.no_grad():
+        full = model(torch.from_numpy(image)[None, None])[0, 0].numpy()
+    overlap = receptive_field(model)  # wide enough; only the grid differs below
+    aligned = predict_tiled(model, image, tile=47, overlap=overlap)
+    np.testing.assert_allclose(aligned, full, atol=1e-5)
+    # tiles of 47 with a step of 47 - 18 = 29 pixels start off the 2 x 2 grid: seams
+    off_grid = predict_tiled(_LayersHidden(model), image, tile=47, overlap=overlap)
+    assert np.abs(off_grid - full).max() > 1e-3
 
 
 def test_too_small_overlap_changes_the_result():
