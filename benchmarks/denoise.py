@@ -6,7 +6,8 @@ levels 15, 25, 50) drawn with ``--seed + i`` for image ``i``; every method denoi
 
 - ``noisy``: ``y`` itself;
 - ``bm3d``: ``bm3d.bm3d(y, sigma_psd=sigma / 255)`` (the ``bm3d`` package, Mäkitalo & Foi);
-- ``dncnn`` and ``dilated``: ``dlmi_utils.models.pretrained_denoiser(kind, sigma)`` with its
+- ``dncnn`` and ``dilated``: ``dlmi_utils.models.pretrained_denoiser(kind, sigma)`` (for the
+  dilated row ``--dilated-weights NAME``, any shipped weights, e.g. to compare two) with its
   batch norms folded into the convolutions (``fold_batch_norm``: the same outputs, to float
   rounding, in fewer passes), applied with :func:`dlmi_utils.tiling.predict_tiled` (one tile
   for a crop, exact tiles otherwise), ``torch.set_num_threads(--threads)``.
@@ -52,7 +53,7 @@ from _common import load_image_arg, print_table, time_call, write_json  # noqa: 
 
 from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
 from dlmi_utils.metrics import psnr, ssim  # noqa: E402
-from dlmi_utils.models import pretrained_denoiser  # noqa: E402
+from dlmi_utils.models import load_denoiser, pretrained_denoiser  # noqa: E402
 from dlmi_utils.models.denoisers import fold_batch_norm, receptive_field  # noqa: E402
 from dlmi_utils.noise import add_gaussian_noise  # noqa: E402
 from dlmi_utils.patches import breast_crops  # noqa: E402
@@ -141,6 +142,8 @@ def run(args) -> dict[str, dict[str, float]]:
     torch.set_num_threads(args.threads)
     nets = {kind: fold_batch_norm(pretrained_denoiser(kind, args.sigma))
             for kind in ("dncnn", "dilated")}
+    if args.dilated_weights:
+        nets["dilated"] = fold_batch_norm(load_denoiser(args.dilated_weights))
     pixel_size = load_meta(nets["dilated"].weights_name)["pixel_size_mm"]
     images, names, source = _images(args, pixel_size)
     margin = args.margin if args.margin is not None else receptive_field(nets["dilated"]) // 2
@@ -168,7 +171,8 @@ def run(args) -> dict[str, dict[str, float]]:
     results = {name: {k: float(np.mean(v)) for k, v in s.items()} for name, s in scores.items()}
     for name in METHODS:
         results[name]["psnr_per_image"] = [float(v) for v in scores[name]["psnr"]]
-    print(f"sigma = {args.sigma:g} / 255 on {source}; torch threads {args.threads}")
+    print(f"sigma = {args.sigma:g} / 255 on {source}; torch threads {args.threads}; weights "
+          f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}")
     rows = []
     for name in METHODS:
         r = results[name]
@@ -202,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--sigma", type=float, default=25, help="8-bit noise level (25)")
     parser.add_argument("--image", nargs="+", help="images (DICOM, NIfTI, PNG, .npy) instead")
     parser.add_argument("--crop", type=int, default=256, help="crop side, 0: whole (256)")
+    parser.add_argument("--dilated-weights", metavar="NAME",
+                        help="shipped weights for the dilated row (default: those of the level)")
     parser.add_argument("--tile", type=int, default=512, help="tile side of the networks (512)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--repeat", type=int, default=1, help="timing runs, best kept (1)")

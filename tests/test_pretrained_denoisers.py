@@ -170,3 +170,13 @@ def test_init_record_keeps_the_chain_back_to_the_run_from_scratch():
     assert record["name"] == "dilated_s25"
     assert record["init"] == load_meta("dilated_s25")["init"]
     assert lineage({"init": record})[0]["name"] == "dilated_blind"
+
+
+def test_load_denoiser_builds_the_recorded_network_by_name():
+    from dlmi_utils.models import load_denoiser
+
+    net = load_denoiser("dilated_s25")
+    assert net.weights_name == "dilated_s25" and not net.training
+    assert net.config == {**net.config, **load_meta("dilated_s25")["model_kwargs"]}
+    with pytest.raises(ValueError, match="not denoiser weights"):
+        load_denoiser("cascade_r4")

@@ -16,6 +16,7 @@ from dlmi_utils.models.dc import data_consistency as data_consistency
 from dlmi_utils.models.denoisers import DilatedDenoiser as DilatedDenoiser
 from dlmi_utils.models.denoisers import DnCNN as DnCNN
 from dlmi_utils.models.denoisers import fold_batch_norm as fold_batch_norm
+from dlmi_utils.models.denoisers import load_denoiser as load_denoiser
 from dlmi_utils.models.denoisers import pretrained_denoiser as pretrained_denoiser
 from dlmi_utils.models.denoisers import receptive_field as receptive_field
 from dlmi_utils.models.unet import UNet as UNet

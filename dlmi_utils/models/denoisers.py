@@ -270,10 +270,18 @@ def pretrained_denoiser(kind: str = "dilated", sigma: float | str = 25,
     ``dlmi_utils.pretrained.load_meta(model.weights_name)`` tells how, on what data (pixel
     size included) and its validation PSNR.
     """
+    return load_denoiser(pretrained_name(kind, sigma), device)
+
+
+def load_denoiser(name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """The shipped denoiser weights ``name`` (``dlmi_utils.pretrained.available()``), in eval
+    mode, built as their ``.json`` records; ``model.weights_name`` is ``name``."""
     from dlmi_utils.pretrained import load_meta, load_pretrained
 
-    name = pretrained_name(kind, sigma)
     meta = load_meta(name)
+    if meta.get("kind") not in DENOISER_KINDS:
+        raise ValueError(f"{name!r} are not denoiser weights (kind {meta.get('kind')!r}); "
+                         f"the denoisers are the {tuple(DENOISER_KINDS)} weights")
     model = build_denoiser(meta["kind"], **meta["model_kwargs"])
     model = load_pretrained(name, model, device)[0]
     model.weights_name = name
