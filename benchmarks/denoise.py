@@ -54,7 +54,11 @@ from _common import load_image_arg, print_table, time_call, write_json  # noqa: 
 from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
 from dlmi_utils.metrics import psnr, ssim  # noqa: E402
 from dlmi_utils.models import load_denoiser, pretrained_denoiser  # noqa: E402
-from dlmi_utils.models.denoisers import fold_batch_norm, receptive_field  # noqa: E402
+from dlmi_utils.models.denoisers import (  # noqa: E402
+    fold_batch_norm,
+    pretrained_name,
+    receptive_field,
+)
 from dlmi_utils.noise import add_gaussian_noise  # noqa: E402
 from dlmi_utils.patches import breast_crops  # noqa: E402
 from dlmi_utils.pretrained import load_meta  # noqa: E402
@@ -140,10 +144,9 @@ def full_size_run(args, model: torch.nn.Module) -> dict[str, float]:
 def run(args) -> dict[str, dict[str, float]]:
     bm3d = _import_bm3d()
     torch.set_num_threads(args.threads)
-    nets = {kind: fold_batch_norm(pretrained_denoiser(kind, args.sigma))
-            for kind in ("dncnn", "dilated")}
-    if args.dilated_weights:
-        nets["dilated"] = fold_batch_norm(load_denoiser(args.dilated_weights))
+    dilated = args.dilated_weights or pretrained_name("dilated", args.sigma)
+    nets = {"dncnn": fold_batch_norm(pretrained_denoiser("dncnn", args.sigma)),
+            "dilated": fold_batch_norm(load_denoiser(dilated))}
     pixel_size = load_meta(nets["dilated"].weights_name)["pixel_size_mm"]
     images, names, source = _images(args, pixel_size)
     margin = args.margin if args.margin is not None else receptive_field(nets["dilated"]) // 2

@@ -133,7 +133,8 @@ def check_init(args: argparse.Namespace) -> None:
     config = build_denoiser(args.kind, **model_kwargs(args)).config
     if meta["kind"] != args.kind or init_config != config:
         raise SystemExit(f"--init {args.init} is a {meta['kind']} {meta['model_kwargs']}, not "
-                         f"the {args.kind} {config} asked for; give the same --kind and --features")
+                         f"the {args.kind} {config} asked for; give the same --kind and --features "
+                         "(and --unshuffle)")
 
 
 def init_record(name: str | None) -> dict[str, Any] | None:

@@ -69,15 +69,19 @@ def test_receptive_field_matches_impulse_response(model):
     assert _impulse_response_width(model) == receptive_field(model)
 
 
+def _macs_per_pixel(model: nn.Module, unshuffle: int) -> float:
+    """Multiply-adds per input pixel of a stride-1 CNN run on the ``unshuffle``-d image."""
+    return sum(c.weight.numel() for c in model.modules()
+               if isinstance(c, nn.Conv2d)) / unshuffle**2
+
+
 def test_unshuffled_net_sees_s_times_wider_at_the_cost_of_a_net_s_times_narrower():
     net = DilatedDenoiser(features=64, unshuffle=2)
     assert receptive_field(net) == 2 * receptive_field(DilatedDenoiser(features=64)) == 66
     assert net.body[0][0].in_channels == 4 and net.body[-1].out_channels == 4
-    # multiply-adds per input pixel: the 64-wide convolutions on a quarter of the pixels
-    # cost what the 32-wide ones cost on all of them
-    macs = lambda m, s: sum(c.weight.numel() for c in m.modules()  # noqa: E731
-                            if isinstance(c, nn.Conv2d)) / s**2
-    assert macs(net, 2) == pytest.approx(macs(DilatedDenoiser(features=32), 1), rel=0.02)
+    # the 64-wide convolutions on a quarter of the pixels cost what the 32-wide ones cost on all
+    assert _macs_per_pixel(net, 2) == pytest.approx(
+        _macs_per_pixel(DilatedDenoiser(features=32), 1), rel=0.02)
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 37, 53), (1, 1, 1, 5), (1, 1, 64, 64)])

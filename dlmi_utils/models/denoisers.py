@@ -89,7 +89,7 @@ def _init_weights(model: _ResidualDenoiser) -> None:
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-    last = [m for m in model.body.modules() if isinstance(m, nn.Conv2d)][-1]
+    last = model.body[-1]
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
 
