@@ -7,7 +7,9 @@ from small patches (40-64 pixels, more than its receptive field) drawn where the
   least ``min_inside`` of the patch lies in the mask (the breast), from all images at once
   (larger images give more patches), with random horizontal / vertical flips;
 - :class:`NoisyPatches` pairs each clean patch with a noisy copy, ``(noisy, clean)``, the
-  batches that ``dlmi_utils.train.fit`` expects (``pair_step``).
+  batches that ``dlmi_utils.train.fit`` expects (``pair_step``); for a denoiser of the
+  Anscombe domain, ``(anscombe(y), E[anscombe(y) | x])`` (:func:`anscombe_poisson_noise`,
+  :func:`anscombe_target`).
 
 Every draw depends only on ``(seed, epoch, index)``: the same index gives the same patch and
 the same noise in every run, in any order, in any DataLoader worker; ``set_epoch`` (called by
@@ -219,15 +221,42 @@ def poisson_noise(photons: float) -> NoiseFn:
     return noise
 
 
+def anscombe_poisson_noise(photons: float) -> NoiseFn:
+    """Quantum noise at ``photons`` (:func:`poisson_noise`), then the Anscombe transform: the
+    input of a denoiser of the Anscombe domain, whose target is :func:`anscombe_target`."""
+    from dlmi_utils.models.denoisers import anscombe
+
+    quantum = poisson_noise(photons)
+
+    def noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return torch.from_numpy(anscombe(quantum(x, g).numpy(), photons))
+
+    return noise
+
+
+def anscombe_target(photons: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> E[anscombe(y) | x]`` (``anscombe_mean``): the clean image of the Anscombe domain,
+    the one that ``inverse_anscombe`` maps back to ``x`` (``anscombe(x)`` is biased)."""
+    from dlmi_utils.models.denoisers import anscombe_mean
+
+    def target(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(anscombe_mean(x.numpy(), photons))
+
+    return target
+
+
 class NoisyPatches(Dataset):
-    """``(noisy, clean)`` pairs, each ``(1, P, P)`` float32, from a :class:`PatchDataset`.
+    """``(noisy, target)`` pairs, each ``(1, P, P)`` float32, from a :class:`PatchDataset`.
 
     ``noise(clean, generator)`` (e.g. :func:`gaussian_noise`) draws with a generator seeded by
-    ``(seed, epoch, index)``, so a patch keeps the same noise when read twice.
+    ``(seed, epoch, index)``, so a patch keeps the same noise when read twice. ``target``
+    maps the clean patch to what the network should output (default: the clean patch;
+    :func:`anscombe_target` for the Anscombe domain).
     """
 
-    def __init__(self, patches: PatchDataset, noise: NoiseFn):
-        self.patches, self.noise = patches, noise
+    def __init__(self, patches: PatchDataset, noise: NoiseFn,
+                 target: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.patches, self.noise, self.target = patches, noise, target
 
     def __len__(self) -> int:
         return len(self.patches)
@@ -238,7 +267,8 @@ class NoisyPatches(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         clean = self.patches[index]
         g = torch.Generator().manual_seed(int(self.patches.rng(index, 1).integers(2**62)))
-        return self.noise(clean, g).float(), clean
+        target = clean if self.target is None else self.target(clean).float()
+        return self.noise(clean, g).float(), target
 
 
 SALIENT_KINDS = ("spots", "edges")

@@ -29,6 +29,16 @@ of the first command (each run's ``.json`` keeps the chain, ``lineage``):
 
 (``dilated_s15`` twice, the second time at ``--lr 1e-4``).
 
+``--photons N0`` trains for quantum noise instead, in the Anscombe domain, on real Poisson
+draws: input ``anscombe(y)`` with ``y = Poisson(N0 x) / N0``, target ``E[anscombe(y) | x]``
+(``anscombe_mean``, what ``inverse_anscombe`` maps back to ``x``); the validation crops get
+the same noise and the PSNR of the record is measured in that domain. Weights
+``{kind}_p{N0}``; ``dilated_p100`` (Lab 04's dose) started from ``dilated_s12.75``:
+
+    nice -n 10 python scripts/train_denoisers.py --kind dilated --photons 100 --features 32 \
+        --patch-size 64 --batch-size 16 --threads 1 --lr 2e-4 --steps 200 --epochs 16 \
+        --edge-fraction 0.25 --init dilated_s12.75
+
 ``--ablation`` trains short runs of the dilated net with the L2, L1 and L1+MS-SSIM losses
 (Zhao et al. 2017), same data, steps and seed, and records their validation PSNR / SSIM /
 MS-SSIM under ``loss_ablation`` in the json of the weights named by ``--name`` (train those
@@ -54,9 +64,22 @@ from torch.utils.data import DataLoader
 from dlmi_utils import losses
 from dlmi_utils.data import load_mammograms
 from dlmi_utils.device import get_device
-from dlmi_utils.models.denoisers import build_denoiser, count_parameters, receptive_field
-from dlmi_utils.noise import add_gaussian_noise
-from dlmi_utils.patches import NoisyPatches, PatchDataset, breast_crops, gaussian_noise
+from dlmi_utils.models.denoisers import (
+    anscombe,
+    anscombe_mean,
+    build_denoiser,
+    count_parameters,
+    receptive_field,
+)
+from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise
+from dlmi_utils.patches import (
+    NoisyPatches,
+    PatchDataset,
+    anscombe_poisson_noise,
+    anscombe_target,
+    breast_crops,
+    gaussian_noise,
+)
 from dlmi_utils.pretrained import load_meta, load_pretrained, save_pretrained
 from dlmi_utils.train import evaluate, fit
 
@@ -70,24 +93,32 @@ LOSSES = {
 }
 
 
-def validation_pairs(sigma: float, pixel_size_mm: float, crop: int = VAL_CROP,
-                     n: int = VAL_CROPS, seed: int = VAL_SEED
+def validation_pairs(sigma: float | None, pixel_size_mm: float, crop: int = VAL_CROP,
+                     n: int = VAL_CROPS, seed: int = VAL_SEED, photons: float | None = None
                      ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``n`` fixed ``(noisy, clean)`` crops ``(1, 1, crop, crop)`` of the validation view, noise
-    of std ``sigma`` / 255 drawn with ``seed + i`` for crop ``i``."""
+    """``n`` fixed ``(noisy, clean)`` crops ``(1, 1, crop, crop)`` float32 of the validation
+    view, noise of std ``sigma`` / 255 drawn with ``seed + i`` for crop ``i``; with ``photons``
+    instead, quantum noise in the Anscombe domain: ``(anscombe(y), anscombe_mean(x))``."""
+    if (sigma is None) == (photons is None):
+        raise ValueError(f"give one of sigma and photons, got sigma={sigma}, photons={photons}")
     m = next(m for m in load_mammograms("train", pixel_size_mm) if m.view == VAL_VIEW)
     pairs = []
     for i, (r, c) in enumerate(breast_crops(m.breast_mask, crop, n)):
         clean = np.ascontiguousarray(m.image[r : r + crop, c : c + crop])
-        noisy = add_gaussian_noise(clean, sigma / 255.0, seed=seed + i)
-        pairs.append((torch.from_numpy(noisy)[None, None], torch.from_numpy(clean)[None, None]))
+        if photons is None:
+            noisy = add_gaussian_noise(clean, sigma / 255.0, seed=seed + i)
+        else:
+            noisy = anscombe(add_poisson_noise(clean, photons, seed=seed + i), photons)
+            clean = anscombe_mean(clean, photons)
+        pairs.append((torch.from_numpy(noisy).float()[None, None],
+                      torch.from_numpy(clean).float()[None, None]))
     return pairs
 
 
-def validation_scores(model: torch.nn.Module, sigma: float, pixel_size_mm: float
-                      ) -> dict[str, float]:
+def validation_scores(model: torch.nn.Module, sigma: float | None, pixel_size_mm: float,
+                      photons: float | None = None) -> dict[str, float]:
     """Mean PSNR (dB, data range 1) / SSIM / MS-SSIM on :func:`validation_pairs`."""
-    pairs = validation_pairs(sigma, pixel_size_mm)
+    pairs = validation_pairs(sigma, pixel_size_mm, photons=photons)
     scores = evaluate(model, pairs, device="cpu", data_range=1.0)
     model.eval()
     with torch.no_grad():
@@ -104,26 +135,38 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
                            patch_size=args.patch_size, n_patches=steps * args.batch_size,
                            min_inside=args.min_inside, seed=args.seed,
                            edge_fraction=args.edge_fraction)
-    sigma = (args.sigma_range[0] / 255, args.sigma_range[1] / 255) if args.sigma_range \
-        else args.sigma / 255
-    loader = DataLoader(NoisyPatches(patches, gaussian_noise(sigma)),
-                        batch_size=args.batch_size, shuffle=False)
+    photons = getattr(args, "photons", None)
+    if photons is not None:
+        pairs = NoisyPatches(patches, anscombe_poisson_noise(photons), anscombe_target(photons))
+    else:
+        sigma = (args.sigma_range[0] / 255, args.sigma_range[1] / 255) if args.sigma_range \
+            else args.sigma / 255
+        pairs = NoisyPatches(patches, gaussian_noise(sigma))
+    loader = DataLoader(pairs, batch_size=args.batch_size, shuffle=False)
     model = build_denoiser(args.kind, **model_kwargs(args))
     if args.init:
         model, _ = load_pretrained(args.init, model)
-    val_sigma = args.sigma if args.sigma is not None else args.val_sigma
+    val_sigma = validation_sigma(args)
     device = get_device(args.device)
-    history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size),
+    history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size, photons=photons),
                   epochs=args.epochs, lr=args.lr, loss_fn=LOSSES[loss](), seed=args.seed,
                   device=device, data_range=1.0, progress=sys.stderr.isatty())
     model = model.cpu()  # the recorded scores are measured on the CPU, where the tests run
     record = {"loss": loss, "steps": steps * args.epochs, "seconds": round(history.seconds, 1),
-              "val": validation_scores(model, val_sigma, args.pixel_size),
+              "val": validation_scores(model, val_sigma, args.pixel_size, photons),
               "device": str(device),
               "history_data_range": 1.0,  # the PSNR peak of history.val_psnr (older runs: none)
               "history": {"train_loss": [round(v, 6) for v in history.train_loss],
                           "val_psnr": [round(v, 3) for v in history.val_psnr]}}
     return model, record
+
+
+def validation_sigma(args: argparse.Namespace) -> float | None:
+    """The 8-bit Gaussian level of the validation crops: ``--sigma``, ``--val-sigma`` for blind
+    training, none for ``--photons`` (quantum noise)."""
+    if getattr(args, "photons", None) is not None:
+        return None
+    return args.sigma if args.sigma is not None else args.val_sigma
 
 
 def check_init(args: argparse.Namespace) -> None:
@@ -157,6 +200,8 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def weights_name(args: argparse.Namespace) -> str:
     if args.name:
         return args.name
+    if args.photons is not None:
+        return f"{args.kind}_p{args.photons:g}"
     return f"{args.kind}_blind" if args.sigma_range else f"{args.kind}_s{args.sigma:g}"
 
 
@@ -167,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--sigma", type=float, help="8-bit Gaussian noise level (15, 25, 50)")
     g.add_argument("--sigma-range", type=float, nargs=2, metavar=("LO", "HI"),
                    help="blind training: a level drawn uniformly in [LO, HI] per patch")
+    g.add_argument("--photons", type=float, metavar="N0",
+                   help="quantum noise at N0 photons per pixel, learned after the Anscombe "
+                        "transform (input anscombe(y), target E[anscombe(y) | x])")
     p.add_argument("--val-sigma", type=float, default=25, help="validation level (blind)")
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--depth", type=int, default=17, help="DnCNN depth")
@@ -193,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablation-steps", type=int, default=150, help="steps per epoch")
     args = p.parse_args(argv)
     name = weights_name(args)
+    if args.photons is not None and not args.photons > 0:
+        p.error(f"--photons must be positive, got {args.photons:g}")
     if args.init:
         check_init(args)
     started = time.strftime("%Y-%m-%d")
@@ -221,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         "receptive_field": receptive_field(model),
         "sigma_8bit": args.sigma,
         "sigma_range_8bit": args.sigma_range,
+        "photons": args.photons,
         "pixel_size_mm": args.pixel_size,
         "data": {"split": "train", "case": "sfm-benign-0", "train_views": list(TRAIN_VIEWS),
                  "val_view": VAL_VIEW, "val_crop": VAL_CROP, "val_crops": VAL_CROPS,
-                 "val_seed": VAL_SEED, "val_sigma_8bit": args.sigma or args.val_sigma},
+                 "val_seed": VAL_SEED, "val_sigma_8bit": validation_sigma(args),
+                 "val_photons": args.photons},
         "training": {**record, "patch_size": args.patch_size, "batch_size": args.batch_size,
                      "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
                      "threads": args.threads, "min_inside": args.min_inside,

@@ -9,6 +9,7 @@ from dlmi_utils.models import DilatedDenoiser, DnCNN, receptive_field
 from dlmi_utils.models.denoisers import (
     IRCNN_DILATIONS,
     anscombe,
+    anscombe_mean,
     build_denoiser,
     count_parameters,
     dilated_block,
@@ -213,6 +214,36 @@ def test_inverse_anscombe_is_unbiased_where_algebraic_inverse_is_not():
     assert abs(algebraic - level) > 3 * abs(exact - level)
     with pytest.raises(ValueError, match="photons"):
         anscombe(z, 0)
+
+
+@pytest.mark.parametrize("level", [0.0, 0.02, 0.3, 0.9])
+def test_anscombe_mean_is_the_expectation_of_the_transformed_counts(level):
+    photons = 100.0
+    z = anscombe(add_poisson_noise(np.full(1_000_000, level), photons, seed=4), photons)
+    standard_error = max(z.std(), 1e-12) / np.sqrt(z.size)
+    expected = anscombe_mean(np.array([level]), photons)[0]
+    assert abs(expected - z.mean()) < 4 * standard_error + 1e-12
+    if level >= 0.3:  # the bias of anscombe(x) that anscombe_mean corrects, ~1/(16 N0 sqrt(x))
+        assert anscombe(np.array([level]), photons)[0] - expected > 20 * standard_error
+
+
+@pytest.mark.parametrize("photons", [20.0, 100.0, 1000.0])
+def test_inverse_anscombe_maps_anscombe_mean_back_to_x(photons):
+    x = np.linspace(0.05, 1.0, 96).reshape(8, 12)
+    back = inverse_anscombe(anscombe_mean(x, photons), photons)
+    assert back.shape == x.shape
+    np.testing.assert_allclose(back, x, atol=2e-3 / np.sqrt(photons / 20))
+    # the algebraic target anscombe(x) would be off by far more at these counts
+    assert np.abs(inverse_anscombe(anscombe(x, photons), photons) - x).max() > 1e-3 / photons
+
+
+def test_anscombe_mean_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="non-negative"):
+        anscombe_mean(np.array([0.5, -0.1]), 100)
+    with pytest.raises(ValueError, match="non-negative"):
+        anscombe_mean(np.array([np.nan]), 100)
+    with pytest.raises(ValueError, match="photons"):
+        anscombe_mean(np.array([0.5]), 0)
 
 
 def _with_trained_batch_norms(model: nn.Module) -> nn.Module:

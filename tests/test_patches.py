@@ -7,6 +7,8 @@ import torch
 from dlmi_utils.patches import (
     NoisyPatches,
     PatchDataset,
+    anscombe_poisson_noise,
+    anscombe_target,
     breast_crops,
     gaussian_noise,
     poisson_noise,
@@ -152,6 +154,25 @@ def test_poisson_patches_are_unbiased_with_signal_dependent_variance():
     diff = torch.stack([ds[i][0] - ds[i][1] for i in range(len(ds))])
     assert abs(diff.mean().item()) < 2e-3
     assert diff.var().item() == pytest.approx(0.25 / 400, rel=0.05)
+
+
+def test_anscombe_pairs_are_noisy_transformed_counts_and_their_expectation():
+    from dlmi_utils.models.denoisers import anscombe_mean, vst_sigma
+
+    image, mask = _image_and_disc((200, 200), 90)
+    image[:] = 0.4
+    photons = 100.0
+    ds = NoisyPatches(PatchDataset([image], [mask], patch_size=32, n_patches=60, seed=0),
+                      anscombe_poisson_noise(photons), anscombe_target(photons))
+    noisy, target = ds[3]
+    assert noisy.shape == target.shape == (1, 32, 32)
+    assert noisy.dtype == target.dtype == torch.float32
+    assert torch.equal(ds[3][0], noisy)  # the same draw when read twice
+    assert torch.allclose(target, torch.tensor(anscombe_mean(np.full((1, 32, 32), 0.4), photons),
+                                               dtype=torch.float32))
+    diff = torch.stack([ds[i][0] - ds[i][1] for i in range(len(ds))])
+    assert abs(diff.mean().item()) < 1e-3  # the target is the mean of the input
+    assert diff.std().item() == pytest.approx(vst_sigma(photons), rel=0.05)
 
 
 def test_breast_crops_are_fixed_inside_and_disjoint():
