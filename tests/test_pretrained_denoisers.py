@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dlmi_utils.models import pretrained_denoiser
 from dlmi_utils.models.denoisers import pretrained_name, receptive_field, vst_sigma
@@ -164,6 +165,28 @@ def test_training_run_records_its_curve_on_the_scale_of_its_final_score():
     assert next(model.parameters()).device.type == "cpu" and model.config["unshuffle"] == 2
     assert record["steps"] == 2 and record["history_data_range"] == 1.0
     assert record["history"]["val_psnr"][-1] == pytest.approx(record["val"]["psnr"], abs=2e-3)
+
+
+def test_quantum_noise_training_runs_in_the_anscombe_domain():
+    """Two steps with ``--photons``: Poisson draws, the Anscombe domain, the record says so."""
+    td = _train_script()
+    args = argparse.Namespace(threads=1, pixel_size=0.2, patch_size=32, batch_size=2,
+                              min_inside=0.9, seed=0, sigma_range=None, sigma=None, photons=100.0,
+                              kind="dilated", features=8, unshuffle=1, init=None, val_sigma=25,
+                              epochs=1, lr=1e-3, device="cpu", edge_fraction=0.0)
+    assert td.validation_sigma(args) is None
+    model, record = td.train(args, "l2", steps=2)
+    assert record["history"]["val_psnr"][-1] == pytest.approx(record["val"]["psnr"], abs=2e-3)
+    (noisy, target), = td.validation_pairs(None, 0.2, n=1, photons=100.0)
+    assert noisy.dtype == target.dtype == torch.float32
+    # a net that has learned nothing returns its input: the PSNR of anscombe(y) itself
+    untrained = td.validation_scores(torch.nn.Identity(), None, 0.2, photons=100.0)
+    assert untrained["psnr"] == pytest.approx(10 * np.log10(1 / (vst_sigma(100) ** 2)), abs=0.3)
+    with pytest.raises(ValueError, match="one of sigma and photons"):
+        td.validation_pairs(25, 0.2, photons=100.0)
+    with pytest.raises(SystemExit):
+        td.main(["--photons", "0", "--steps", "1", "--name", "never_written"])
+    assert "never_written" not in available()
 
 
 def test_init_record_keeps_the_chain_back_to_the_run_from_scratch():
