@@ -24,6 +24,12 @@ Besides the means, each method's JSON entry keeps ``psnr_per_image`` and ``psnr_
 dilated net's receptive field, where it sees no padding), and a second table prints them
 per image: where a method loses, and whether it loses at the edges.
 
+``--photons N0`` takes quantum noise instead, ``Poisson(N0 x) / N0`` drawn with the same
+seeds, the noise of X-ray imaging: every method then runs on the Anscombe transform ``z``
+(noise std ``sigma_z = 1 / (2 sqrt(N0))``, given to BM3D; DnCNN at that level), followed by
+the exact unbiased inverse (``inverse_anscombe``), and the dilated row uses ``dilated_p{N0}``,
+the dilated net trained on Anscombe-transformed counts (``train_denoisers.py --photons``).
+
 ``--full-size`` also denoises one whole held-out film at the native 0.05 mm (~4500 x 2800
 pixels) with the dilated net in ``--tile`` tiles, and reports the time, the number of tiles,
 the largest tensor the network saw and the peak memory of the process (JSON key
@@ -34,6 +40,7 @@ Usage (from the repository root)::
     python benchmarks/denoise.py --sigma 25
     python benchmarks/denoise.py --sigma 15 --json denoise_s15.json --full-size
     python benchmarks/denoise.py --sigma 25 --image scan.dcm --crop 256
+    python benchmarks/denoise.py --photons 100
 """
 
 from __future__ import annotations
@@ -55,11 +62,14 @@ from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
 from dlmi_utils.metrics import psnr, ssim  # noqa: E402
 from dlmi_utils.models import load_denoiser, pretrained_denoiser  # noqa: E402
 from dlmi_utils.models.denoisers import (  # noqa: E402
+    anscombe,
     fold_batch_norm,
+    inverse_anscombe,
     pretrained_name,
     receptive_field,
+    vst_sigma,
 )
-from dlmi_utils.noise import add_gaussian_noise  # noqa: E402
+from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise  # noqa: E402
 from dlmi_utils.patches import breast_crops  # noqa: E402
 from dlmi_utils.pretrained import load_meta  # noqa: E402
 from dlmi_utils.tiling import model_plan, pixel_grid, predict_tiled  # noqa: E402
@@ -112,19 +122,42 @@ def _network(model: torch.nn.Module, tile: int):
     return run
 
 
+class NoiseModel:
+    """The benchmark's noise: white Gaussian of std ``sigma`` / 255, or quantum noise at
+    ``photons`` denoised on the Anscombe transform (``level`` is then the std there)."""
+
+    def __init__(self, sigma_8bit: float, photons: float | None = None):
+        self.photons = photons
+        self.level = vst_sigma(photons) if photons else sigma_8bit / 255.0
+        self.name = (f"quantum noise N0 = {photons:g} (Anscombe domain, sigma_z = "
+                     f"{255 * self.level:g} / 255)" if photons else f"sigma = {sigma_8bit:g} / 255")
+
+    def add(self, x: np.ndarray, seed: int) -> np.ndarray:
+        if self.photons:
+            return add_poisson_noise(x, self.photons, seed=seed)
+        return add_gaussian_noise(x, self.level, seed=seed)
+
+    def wrap(self, method):
+        """``method`` (a denoiser of Gaussian noise at ``level``) for this noise."""
+        if not self.photons:
+            return method
+        n0 = self.photons
+        return lambda y: inverse_anscombe(method(anscombe(y, n0).astype(np.float32)), n0)
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def full_size_run(args, model: torch.nn.Module) -> dict[str, float]:
+def full_size_run(args, model: torch.nn.Module, noise: NoiseModel) -> dict[str, float]:
     """The dilated net on one whole native-resolution held-out film, in tiles."""
     m = load_mammogram("sfm-malign-0", "lcc", pixel_size_mm=None)
     x = m.image
-    y = add_gaussian_noise(x, args.sigma / 255.0, seed=args.seed)
+    y = noise.add(x, args.seed)
     shapes: list[tuple[int, ...]] = []
     hook = model.register_forward_pre_hook(lambda _m, inp: shapes.append(tuple(inp[0].shape)))
     start = time.perf_counter()
-    out = predict_tiled(model, y, tile=args.tile, batch_size=1)
+    out = noise.wrap(_network(model, args.tile))(y)
     seconds = time.perf_counter() - start
     hook.remove()
     plan = model_plan(model, x.shape, args.tile)
@@ -144,25 +177,27 @@ def full_size_run(args, model: torch.nn.Module) -> dict[str, float]:
 def run(args) -> dict[str, dict[str, float]]:
     bm3d = _import_bm3d()
     torch.set_num_threads(args.threads)
-    dilated = args.dilated_weights or pretrained_name("dilated", args.sigma)
-    nets = {"dncnn": fold_batch_norm(pretrained_denoiser("dncnn", args.sigma)),
+    noise = NoiseModel(args.sigma, args.photons)
+    level_8bit = 255 * noise.level
+    dilated = args.dilated_weights or (f"dilated_p{args.photons:g}" if args.photons
+                                       else pretrained_name("dilated", level_8bit))
+    nets = {"dncnn": fold_batch_norm(pretrained_denoiser("dncnn", level_8bit)),
             "dilated": fold_batch_norm(load_denoiser(dilated))}
     pixel_size = load_meta(nets["dilated"].weights_name)["pixel_size_mm"]
     images, names, source = _images(args, pixel_size)
     margin = args.margin if args.margin is not None else receptive_field(nets["dilated"]) // 2
-    sigma = args.sigma / 255.0
     methods = {
         "noisy": lambda y: y,
-        "bm3d": lambda y: bm3d.bm3d(y.astype(np.float64), sigma_psd=sigma),
-        "dncnn": _network(nets["dncnn"], args.tile),
-        "dilated": _network(nets["dilated"], args.tile),
+        "bm3d": noise.wrap(lambda y: bm3d.bm3d(y.astype(np.float64), sigma_psd=noise.level)),
+        "dncnn": noise.wrap(_network(nets["dncnn"], args.tile)),
+        "dilated": noise.wrap(_network(nets["dilated"], args.tile)),
     }
     for kind in ("dncnn", "dilated"):  # warm-up: first calls allocate and pick kernels
         methods[kind](np.zeros((64, 64), np.float32))
     keys = ("psnr", "ssim", "seconds", "psnr_interior")
     scores = {name: {k: [] for k in keys} for name in METHODS}
     for i, x in enumerate(images):
-        y = add_gaussian_noise(x, sigma, seed=args.seed + i)
+        y = noise.add(x, args.seed + i)
         for name in METHODS:
             out, seconds = time_call(methods[name], y, repeat=args.repeat)
             out = np.asarray(out, dtype=np.float64)
@@ -174,7 +209,7 @@ def run(args) -> dict[str, dict[str, float]]:
     results = {name: {k: float(np.mean(v)) for k, v in s.items()} for name, s in scores.items()}
     for name in METHODS:
         results[name]["psnr_per_image"] = [float(v) for v in scores[name]["psnr"]]
-    print(f"sigma = {args.sigma:g} / 255 on {source}; torch threads {args.threads}; weights "
+    print(f"{noise.name} on {source}; torch threads {args.threads}; weights "
           f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}")
     rows = []
     for name in METHODS:
@@ -194,7 +229,7 @@ def run(args) -> dict[str, dict[str, float]]:
                                           for name in METHODS}})
     print_table(per_image, ["image", *METHODS])
     if args.full_size:
-        full = full_size_run(args, nets["dilated"])
+        full = full_size_run(args, nets["dilated"], noise)
         print(f"full size: {full['height']} x {full['width']} at {full['pixel_size_mm']} mm, "
               f"{full['tiles']} tiles of {args.tile}: {full['seconds']:.1f} s, largest network "
               f"input {full['largest_input_pixels']} pixels (one untiled feature map would be "
@@ -207,6 +242,9 @@ def run(args) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sigma", type=float, default=25, help="8-bit noise level (25)")
+    parser.add_argument("--photons", type=float, metavar="N0",
+                        help="quantum noise at N0 photons per pixel instead, on the Anscombe "
+                             "transform (the dilated row: dilated_pN0)")
     parser.add_argument("--image", nargs="+", help="images (DICOM, NIfTI, PNG, .npy) instead")
     parser.add_argument("--crop", type=int, default=256, help="crop side, 0: whole (256)")
     parser.add_argument("--dilated-weights", metavar="NAME",
@@ -221,6 +259,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                         help="also denoise a native 4500 x 2800 film in tiles")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
+    if args.photons is not None and not args.photons > 0:
+        parser.error(f"--photons must be positive, got {args.photons:g}")
     if args.repeat < 1 or args.threads < 1 or args.tile < 64:
         parser.error("--repeat and --threads must be >= 1, --tile >= 64")
     if not args.image and args.crop < 64:

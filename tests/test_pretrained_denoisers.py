@@ -21,6 +21,8 @@ BLIND = ["dilated_blind", "dncnn_blind"]  # one blind net per kind covers sigma 
 # the dilated net trained on for the benchmark levels and for Lab 04's quantum noise after the
 # Anscombe transform (N0 = 100: 255 / (2 sqrt(N0)) = 12.75)
 SPECIFIC = ["dilated_s15", "dilated_s25", "dilated_s12.75"]
+# trained on quantum noise itself, Anscombe-transformed counts at N0 = 100 (Lab 04's dose)
+QUANTUM = ["dilated_p100"]
 NAMES = BLIND + SPECIFIC
 
 
@@ -32,7 +34,7 @@ def _train_script():
     return module
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + QUANTUM)
 def test_weights_are_shipped_and_small(name):
     assert name in available()
     assert (WEIGHTS_DIR / f"{name}.pt").stat().st_size < 2.5e6
@@ -44,7 +46,7 @@ def test_all_denoiser_weights_together_are_a_few_megabytes():
     assert total < 6e6
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + QUANTUM)
 def test_trained_on_the_training_case_only(name):
     meta = load_meta(name)
     assert meta["data"]["split"] == "train" and meta["data"]["case"] == "sfm-benign-0"
@@ -64,6 +66,25 @@ def test_reproduces_recorded_validation_psnr(name):
     assert scores["ssim"] == pytest.approx(meta["val_ssim"], abs=2e-4)
     noisy_psnr = 10 * np.log10(255**2 / sigma**2)
     assert meta["val_psnr"] > noisy_psnr + 10, "the denoiser must actually denoise"
+
+
+def test_quantum_net_reproduces_its_validation_and_beats_the_film_net_of_its_level():
+    """``dilated_p100``: its record's PSNR in the Anscombe domain, from ``dilated_s12.75``
+    (the film net for Gaussian noise of the Anscombe level), which it must clearly beat there."""
+    from dlmi_utils.models import load_denoiser
+
+    meta = load_meta("dilated_p100")
+    assert meta["photons"] == meta["data"]["val_photons"] == 100
+    assert meta["sigma_8bit"] is None and meta["data"]["val_sigma_8bit"] is None
+    assert "--photons 100 " in meta["command"] and meta["init"]["name"] == "dilated_s12.75"
+    td = _train_script()
+    model = load_denoiser("dilated_p100")
+    scores = td.validation_scores(model, None, meta["pixel_size_mm"], photons=100)
+    assert scores["psnr"] == pytest.approx(meta["val_psnr"], abs=0.02)
+    assert scores["ssim"] == pytest.approx(meta["val_ssim"], abs=2e-4)
+    film = td.validation_scores(pretrained_denoiser("dilated", 255 * vst_sigma(100)), None,
+                                meta["pixel_size_mm"], photons=100)
+    assert meta["val_psnr"] > film["psnr"] + 0.5  # 40.24 against 39.55 dB
 
 
 @pytest.mark.parametrize("kind", ["dilated", "dncnn"])
@@ -143,6 +164,26 @@ def test_denoise_benchmark_writes_every_method(tmp_path):
     assert "| smooth.npy" in done.stdout and "interior (more than 16 px" in done.stdout
     for name in ("bm3d", "dncnn", "dilated"):
         assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
+
+
+def test_denoise_benchmark_under_quantum_noise_runs_every_method_through_anscombe(tmp_path):
+    pytest.importorskip("bm3d")
+    yy, xx = np.mgrid[:96, :96]
+    image = 0.5 + 0.3 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    np.save(tmp_path / "smooth.npy", image.astype(np.float32))
+    out = tmp_path / "denoise.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise.py"), "--photons", "100",
+           "--image", str(tmp_path / "smooth.npy"), "--crop", "0", "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "quantum noise N0 = 100" in done.stdout and "dilated_p100" in done.stdout
+    results = json.loads(out.read_text())
+    # Poisson noise of N0 = 100 at x ~ 0.5: std sqrt(0.5 / 100) ~ 18 / 255
+    assert 21 < results["noisy"]["psnr"] < 26
+    for name in ("bm3d", "dncnn", "dilated"):
+        assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
+    bad = subprocess.run([*cmd[:2], "--photons", "-3"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "--photons must be positive" in bad.stderr
 
 
 def test_init_from_weights_of_another_network_is_a_clear_error():
