@@ -140,18 +140,23 @@ def test_unknown_level_is_a_clear_error():
         pretrained_name("bm3d", 25)
 
 
-def test_denoise_benchmark_writes_every_method(tmp_path):
+def _denoise_benchmark_on_a_smooth_image(tmp_path, *noise_args: str):
+    """``benchmarks/denoise.py NOISE_ARGS`` on a smooth 96 x 96 ``.npy``: its stdout and JSON."""
     pytest.importorskip("bm3d")
     yy, xx = np.mgrid[:96, :96]
     image = 0.5 + 0.3 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
     np.save(tmp_path / "smooth.npy", image.astype(np.float32))
     out = tmp_path / "denoise.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise.py"), "--sigma", "25",
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise.py"), *noise_args,
            "--image", str(tmp_path / "smooth.npy"), "--crop", "0", "--json", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "| dilated" in done.stdout
-    results = json.loads(out.read_text())
+    return done.stdout, json.loads(out.read_text())
+
+
+def test_denoise_benchmark_writes_every_method(tmp_path):
+    stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25")
+    assert "| dilated" in stdout
     assert set(results) == {"noisy", "bm3d", "dncnn", "dilated"}
     for name, scores in results.items():
         assert set(scores) == {"psnr", "ssim", "seconds", "psnr_interior", "psnr_per_image"}, name
@@ -161,28 +166,20 @@ def test_denoise_benchmark_writes_every_method(tmp_path):
     noisy = results["noisy"]
     assert noisy["psnr_interior"] == pytest.approx(noisy["psnr"], abs=0.5)
     assert results["dilated"]["psnr_interior"] > results["dilated"]["psnr"]
-    assert "| smooth.npy" in done.stdout and "interior (more than 16 px" in done.stdout
+    assert "| smooth.npy" in stdout and "interior (more than 16 px" in stdout
     for name in ("bm3d", "dncnn", "dilated"):
         assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
 
 
 def test_denoise_benchmark_under_quantum_noise_runs_every_method_through_anscombe(tmp_path):
-    pytest.importorskip("bm3d")
-    yy, xx = np.mgrid[:96, :96]
-    image = 0.5 + 0.3 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
-    np.save(tmp_path / "smooth.npy", image.astype(np.float32))
-    out = tmp_path / "denoise.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "denoise.py"), "--photons", "100",
-           "--image", str(tmp_path / "smooth.npy"), "--crop", "0", "--json", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert "quantum noise N0 = 100" in done.stdout and "dilated_p100" in done.stdout
-    results = json.loads(out.read_text())
+    stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--photons", "100")
+    assert "quantum noise N0 = 100" in stdout and "dilated_p100" in stdout
     # Poisson noise of N0 = 100 at x ~ 0.5: std sqrt(0.5 / 100) ~ 18 / 255
     assert 21 < results["noisy"]["psnr"] < 26
     for name in ("bm3d", "dncnn", "dilated"):
         assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
-    bad = subprocess.run([*cmd[:2], "--photons", "-3"], capture_output=True, text=True, cwd=ROOT)
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "denoise.py"), "--photons",
+                          "-3"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "--photons must be positive" in bad.stderr
 
 
