@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         save_pretrained(name, model, meta)
         return 0
 
+    # read before training: the record must not depend on files that change during the run
+    # (a run --init X --name X overwrites X; a run whose X was moved away lost its weights)
+    init = init_record(args.init)
     model, record = train(args, args.loss, args.steps)
     meta = {
         "kind": args.kind,
@@ -285,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_ssim": record["val"]["ssim"],
         "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),
         "made_on": f"{platform.machine()} CPU, torch {torch.__version__}, {started}",
-        "init": init_record(args.init),
+        "init": init,
     }
     save_pretrained(name, model.eval(), meta)
     print(f"saved {name}: val PSNR {meta['val_psnr']:.2f} dB, SSIM {meta['val_ssim']:.4f}, "

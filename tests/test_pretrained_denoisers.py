@@ -227,6 +227,25 @@ def test_quantum_noise_training_runs_in_the_anscombe_domain():
     assert "never_written" not in available()
 
 
+def test_the_init_record_is_read_before_training(monkeypatch):
+    """A run must not need its ``--init`` files at the end: they may be overwritten or moved
+    while it trains (a lost run, stop 16)."""
+    td = _train_script()
+    calls = []
+    monkeypatch.setattr(td, "init_record", lambda name: calls.append(("init_record", name)))
+
+    def train_stops_here(args, loss, steps):
+        calls.append(("train",))
+        raise RuntimeError("stopped before training")
+
+    monkeypatch.setattr(td, "train", train_stops_here)
+    with pytest.raises(RuntimeError, match="stopped before training"):
+        td.main(["--kind", "dilated", "--features", "32", "--sigma", "25", "--steps", "1",
+                 "--epochs", "1", "--init", "dilated_s25", "--name", "never_written"])
+    assert calls == [("init_record", "dilated_s25"), ("train",)]
+    assert "never_written" not in available()
+
+
 def test_init_record_keeps_the_chain_back_to_the_run_from_scratch():
     record = _train_script().init_record("dilated_s25")
     assert record["name"] == "dilated_s25"
