@@ -319,8 +319,10 @@ def anscombe_mean(x: np.ndarray, photons: float) -> np.ndarray:
     What a denoiser of the Anscombe domain should output: the exact unbiased inverse
     (:func:`inverse_anscombe`) maps this expectation, not ``anscombe(x)``, back to ``x``. The
     two differ by about ``1 / (8 photons sqrt(x))`` (0.002 at 100 photons and ``x = 0.3``), a
-    bias that a denoiser trained to output ``anscombe(x)`` carries into every pixel. Computed as ``sum_k P(k; lam) sqrt((k + 3/8) / photons)`` on a grid
-    of ``lam = photons x`` (once per ``photons``) and interpolated; same shape as ``x``, float64.
+    bias that a denoiser trained to output ``anscombe(x)`` carries into every pixel.
+
+    Computed as ``sum_k P(k; lam) sqrt((k + 3/8) / photons)`` on a grid of ``lam = photons x``
+    (once per ``photons``) and interpolated; same shape as ``x``, float64.
     """
     _check_photons(photons)
     x = np.asarray(x, dtype=np.float64)
