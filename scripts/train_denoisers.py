@@ -36,7 +36,7 @@ the same noise and the PSNR of the record is measured in that domain. Weights
 ``{kind}_p{N0}``; ``dilated_p100`` (Lab 04's dose) started from ``dilated_s12.75``:
 
     nice -n 10 python scripts/train_denoisers.py --kind dilated --photons 100 --features 32 \
-        --patch-size 64 --batch-size 16 --threads 1 --lr 2e-4 --steps 200 --epochs 16 \
+        --patch-size 64 --batch-size 16 --threads 1 --lr 2e-4 --steps 200 --epochs 40 \
         --edge-fraction 0.25 --init dilated_s12.75
 
 ``--ablation`` trains short runs of the dilated net with the L2, L1 and L1+MS-SSIM losses
@@ -135,7 +135,7 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
                            patch_size=args.patch_size, n_patches=steps * args.batch_size,
                            min_inside=args.min_inside, seed=args.seed,
                            edge_fraction=args.edge_fraction)
-    photons = getattr(args, "photons", None)
+    photons = args.photons
     if photons is not None:
         pairs = NoisyPatches(patches, anscombe_poisson_noise(photons), anscombe_target(photons))
     else:
@@ -164,7 +164,7 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
 def validation_sigma(args: argparse.Namespace) -> float | None:
     """The 8-bit Gaussian level of the validation crops: ``--sigma``, ``--val-sigma`` for blind
     training, none for ``--photons`` (quantum noise)."""
-    if getattr(args, "photons", None) is not None:
+    if args.photons is not None:
         return None
     return args.sigma if args.sigma is not None else args.val_sigma
 

@@ -196,7 +196,7 @@ def test_training_run_records_its_curve_on_the_scale_of_its_final_score():
     the recorded validation PSNR (both peak 1), and the model comes back on the CPU."""
     td = _train_script()
     args = argparse.Namespace(threads=1, pixel_size=0.2, patch_size=32, batch_size=2,
-                              min_inside=0.9, seed=0, sigma_range=None, sigma=25.0,
+                              min_inside=0.9, seed=0, sigma_range=None, sigma=25.0, photons=None,
                               kind="dilated", features=8, unshuffle=2, init=None, val_sigma=25,
                               epochs=1, lr=1e-3, device="cpu", edge_fraction=0.25)
     model, record = td.train(args, "l2", steps=2)
