@@ -57,6 +57,14 @@ class PatchDataset(Dataset):
     about one patch in 140 (64 px patches of the training films at 0.2 mm); a crop or tile
     there (every evaluation crop of ``breast_crops`` lies against it) needs the net to have
     seen it. ``0`` keeps the uniform draw, patch for patch.
+
+    ``edge_lines`` of the patches that touch the border (on average) get a film-edge line
+    painted along that border before the flips: its outer 1 to ``max_line_width`` pixels,
+    each row or column of them set to its own constant drawn uniformly in ``line_range``.
+    Digitized films often end in such a bright strip (the scanner's view of the film's
+    edge), of a width and brightness that vary from film to film; a net that saw only its
+    training films' own strips removes a strip of another width as if it were noise.
+    Drawn from a stream of their own: ``0`` keeps every patch as it was.
     """
 
     def __init__(
@@ -69,6 +77,9 @@ class PatchDataset(Dataset):
         flips: bool = True,
         seed: int = 0,
         edge_fraction: float = 0.0,
+        edge_lines: float = 0.0,
+        max_line_width: int = 3,
+        line_range: tuple[float, float] = (0.5, 1.0),
     ):
         if len(images) == 0:
             raise ValueError("PatchDataset needs at least one image")
@@ -80,6 +91,15 @@ class PatchDataset(Dataset):
             raise ValueError(f"n_patches must be positive, got {n_patches}")
         if not 0.0 <= edge_fraction <= 1.0:
             raise ValueError(f"edge_fraction is a fraction in [0, 1], got {edge_fraction}")
+        if not 0.0 <= edge_lines <= 1.0:
+            raise ValueError(f"edge_lines is a fraction in [0, 1], got {edge_lines}")
+        if not 1 <= max_line_width < patch_size:
+            raise ValueError(f"max_line_width must be in [1, patch_size), got {max_line_width}")
+        lo, hi = (float(v) for v in line_range)
+        if not lo <= hi:
+            raise ValueError(f"line_range must be (low, high) with low <= high, got {line_range}")
+        self.edge_lines, self.max_line_width, self.line_range = (
+            float(edge_lines), int(max_line_width), (lo, hi))
         self.images = [np.ascontiguousarray(im, dtype=np.float32) for im in images]
         self.patch_size, self.n_patches = int(patch_size), int(n_patches)
         self.flips, self.seed, self.epoch = flips, int(seed), 0
@@ -87,6 +107,7 @@ class PatchDataset(Dataset):
         self._corners: list[np.ndarray] = []  # flat indices of valid top-left corners
         self._edge_corners: list[np.ndarray] = []  # those whose patch touches the border
         self._widths: list[int] = []
+        self._heights: list[int] = []  # rows of valid top-left corners
         for i, im in enumerate(self.images):
             if im.ndim != 2:
                 raise ValueError(f"image {i} must be 2-D (H, W), got shape {im.shape}")
@@ -103,6 +124,7 @@ class PatchDataset(Dataset):
             border[[0, -1], :] = border[:, [0, -1]] = True
             self._edge_corners.append(np.flatnonzero(valid & border).astype(np.int64))
             self._widths.append(valid.shape[1])
+            self._heights.append(valid.shape[0])
         counts = np.array([len(c) for c in self._corners])
         if counts.sum() == 0:
             raise ValueError(
@@ -145,10 +167,40 @@ class PatchDataset(Dataset):
         fh, fv = (bool(b) for b in rng.integers(2, size=2)) if self.flips else (False, False)
         return i, row, col, fh, fv
 
+    def border_sides(self, image: int, row: int, col: int) -> list[str]:
+        """The sides (``"top"``, ``"bottom"``, ``"left"``, ``"right"``) of the patch at
+        ``(row, col)`` of image ``image`` that lie on the image's border."""
+        sides = [("top", row == 0), ("bottom", row == self._heights[image] - 1),
+                 ("left", col == 0), ("right", col == self._widths[image] - 1)]
+        return [side for side, on in sides if on]
+
+    def paint_edge_line(self, p: np.ndarray, index: int, sides: list[str]) -> np.ndarray:
+        """``p`` ``(P, P)`` with a film-edge line along one of ``sides`` (drawn from stream 2
+        of item ``index``), or ``p`` itself when no line is drawn for it."""
+        rng = self.rng(index, 2)
+        if not sides or rng.random() >= self.edge_lines:
+            return p
+        side = sides[int(rng.integers(len(sides)))]
+        width = int(rng.integers(1, self.max_line_width + 1))
+        values = rng.uniform(*self.line_range, size=width).astype(np.float32)
+        p = p.copy()
+        for k, v in enumerate(values):  # k = 0 is the outermost row / column
+            if side == "top":
+                p[k, :] = v
+            elif side == "bottom":
+                p[-1 - k, :] = v
+            elif side == "left":
+                p[:, k] = v
+            else:
+                p[:, -1 - k] = v
+        return p
+
     def patch(self, index: int) -> np.ndarray:
         """Item ``index`` as a ``(P, P)`` float32 array."""
         i, row, col, fh, fv = self.locate(index)
         p = self.images[i][row : row + self.patch_size, col : col + self.patch_size]
+        if self.edge_lines > 0:
+            p = self.paint_edge_line(p, index, self.border_sides(i, row, col))
         if fh:
             p = p[:, ::-1]
         if fv:

@@ -134,7 +134,7 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     patches = PatchDataset([m.image for m in views], [m.breast_mask for m in views],
                            patch_size=args.patch_size, n_patches=steps * args.batch_size,
                            min_inside=args.min_inside, seed=args.seed,
-                           edge_fraction=args.edge_fraction)
+                           edge_fraction=args.edge_fraction, edge_lines=args.edge_lines)
     photons = args.photons
     if photons is not None:
         pairs = NoisyPatches(patches, anscombe_poisson_noise(photons), anscombe_target(photons))
@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-inside", type=float, default=0.9)
     p.add_argument("--edge-fraction", type=float, default=0.0,
                    help="share of patches drawn against the film's border (the chest wall)")
+    p.add_argument("--edge-lines", type=float, default=0.0,
+                   help="share of those border patches given a synthetic film-edge line "
+                        "(1-3 px, intensities in [0.5, 1]; PatchDataset(edge_lines=))")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=500, help="steps per epoch")
     p.add_argument("--epochs", type=int, default=4)
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": {**record, "patch_size": args.patch_size, "batch_size": args.batch_size,
                      "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
                      "threads": args.threads, "min_inside": args.min_inside,
-                     "edge_fraction": args.edge_fraction},
+                     "edge_fraction": args.edge_fraction, "edge_lines": args.edge_lines},
         "val_psnr": record["val"]["psnr"],
         "val_ssim": record["val"]["ssim"],
         "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),

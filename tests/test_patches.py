@@ -116,6 +116,59 @@ def test_edge_fraction_without_a_border_patch_is_a_clear_error():
         PatchDataset([image], [mask], patch_size=16, edge_fraction=1.5)
 
 
+def test_edge_lines_paint_a_constant_strip_along_the_border_and_nothing_else():
+    """Patches against the chest wall (column 0) get lines of 1-3 constant columns there, in
+    the range asked, on about the share asked; the other patches are untouched, and with
+    ``edge_lines=0`` every patch is the same as before."""
+    image, _ = _image_and_disc()
+    image *= 0.3  # the tissue stays below the line range
+    mask = _chest_wall_mask()
+    kw = dict(patch_size=16, n_patches=1500, min_inside=1.0, edge_fraction=0.5, seed=5,
+              flips=False)
+    plain = PatchDataset([image], [mask], **kw)
+    lined = PatchDataset([image], [mask], edge_lines=0.6, line_range=(0.6, 0.9), **kw)
+    same = PatchDataset([image], [mask], edge_lines=0.0, **kw)
+    widths, at_border = [], 0
+    for i in range(len(plain)):
+        a, b = plain.patch(i), lined.patch(i)
+        assert np.array_equal(a, same.patch(i))
+        _, row, col, _, _ = plain.locate(i)
+        sides = plain.border_sides(0, row, col)
+        changed = ~np.isclose(a, b)
+        if not sides:
+            assert not changed.any()
+            continue
+        at_border += 1
+        if not changed.any():
+            continue
+        assert sides == ["left"]  # the disc's mask meets only column 0
+        w = int(changed.any(axis=0).sum())
+        assert changed[:, :w].all() and not changed[:, w:].any()
+        assert np.ptp(b[:, :w], axis=0).max() == 0  # constant along the border
+        assert ((b[:, :w] >= 0.6) & (b[:, :w] <= 0.9)).all()
+        widths.append(w)
+    assert len(widths) / at_border == pytest.approx(0.6, abs=0.06)
+    assert sorted(set(widths)) == [1, 2, 3]
+
+
+def test_edge_lines_follow_the_flips_and_bad_settings_are_refused():
+    image, _ = _image_and_disc()
+    mask = _chest_wall_mask()
+    kw = dict(patch_size=16, n_patches=400, min_inside=1.0, edge_fraction=1.0, seed=6,
+              edge_lines=1.0, line_range=(2.0, 2.0))  # outside the image's [0, 1]: easy to find
+    ds = PatchDataset([image * 0.5], [mask], **kw)
+    for i in range(len(ds)):
+        fh = ds.locate(i)[3]
+        column = ds.patch(i)[:, -1 if fh else 0]
+        assert (column == 2.0).all()
+    with pytest.raises(ValueError, match="edge_lines"):
+        PatchDataset([image], [mask], patch_size=16, edge_lines=-0.1)
+    with pytest.raises(ValueError, match="max_line_width"):
+        PatchDataset([image], [mask], patch_size=16, max_line_width=16)
+    with pytest.raises(ValueError, match="line_range"):
+        PatchDataset([image], [mask], patch_size=16, line_range=(0.9, 0.5))
+
+
 def test_no_valid_patch_is_a_clear_error():
     image, _ = _image_and_disc()
     with pytest.raises(ValueError, match="min_inside"):

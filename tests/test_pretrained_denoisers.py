@@ -198,7 +198,8 @@ def test_training_run_records_its_curve_on_the_scale_of_its_final_score():
     args = argparse.Namespace(threads=1, pixel_size=0.2, patch_size=32, batch_size=2,
                               min_inside=0.9, seed=0, sigma_range=None, sigma=25.0, photons=None,
                               kind="dilated", features=8, unshuffle=2, init=None, val_sigma=25,
-                              epochs=1, lr=1e-3, device="cpu", edge_fraction=0.25)
+                              epochs=1, lr=1e-3, device="cpu", edge_fraction=0.25,
+                              edge_lines=0.5)
     model, record = td.train(args, "l2", steps=2)
     assert next(model.parameters()).device.type == "cpu" and model.config["unshuffle"] == 2
     assert record["steps"] == 2 and record["history_data_range"] == 1.0
@@ -211,7 +212,8 @@ def test_quantum_noise_training_runs_in_the_anscombe_domain():
     args = argparse.Namespace(threads=1, pixel_size=0.2, patch_size=32, batch_size=2,
                               min_inside=0.9, seed=0, sigma_range=None, sigma=None, photons=100.0,
                               kind="dilated", features=8, unshuffle=1, init=None, val_sigma=25,
-                              epochs=1, lr=1e-3, device="cpu", edge_fraction=0.0)
+                              epochs=1, lr=1e-3, device="cpu", edge_fraction=0.0,
+                              edge_lines=0.0)
     assert td.validation_sigma(args) is None
     model, record = td.train(args, "l2", steps=2)
     assert record["history"]["val_psnr"][-1] == pytest.approx(record["val"]["psnr"], abs=2e-3)
