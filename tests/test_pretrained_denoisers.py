@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi_utils.models import pretrained_denoiser
+from dlmi_utils.models import load_denoiser, pretrained_denoiser
 from dlmi_utils.models.denoisers import pretrained_name, receptive_field, vst_sigma
 from dlmi_utils.pretrained import WEIGHTS_DIR, available, lineage, load_meta
 
@@ -263,3 +263,27 @@ def test_load_denoiser_builds_the_recorded_network_by_name():
     assert net.config == {**net.config, **load_meta("dilated_s25")["model_kwargs"]}
     with pytest.raises(ValueError, match="not denoiser weights"):
         load_denoiser("cascade_r4")
+
+
+# the FFDNet layout (7 dilated layers on the 2 x 2 unshuffled film, 64 channels), trained from
+# scratch at sigma 15, then on with synthetic film-edge lines (--edge-lines); benchmarks/README
+FFDNET_LAYOUT = {"dilated2x_s15L": 15.0, "dilated2x_s25L": 25.0}
+
+
+@pytest.mark.parametrize("name", FFDNET_LAYOUT)
+def test_ffdnet_layout_weights_reproduce_their_validation_and_record_their_chain(name):
+    meta = load_meta(name)
+    sigma = FFDNET_LAYOUT[name]
+    assert name in available() and (WEIGHTS_DIR / f"{name}.pt").stat().st_size < 2.5e6
+    assert meta["data"]["case"] == "sfm-benign-0" and meta["data"]["val_sigma_8bit"] == sigma
+    assert meta["model_kwargs"]["unshuffle"] == 2 and meta["training"]["edge_lines"] > 0
+    runs = lineage(meta)
+    assert "--init" not in runs[0]["command"] and "--unshuffle 2" in runs[0]["command"]
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        assert later["init"] is earlier and f"--init {earlier['name']}" in later["command"]
+    model = load_denoiser(name)
+    assert receptive_field(model) == meta["receptive_field"] == 66
+    scores = _train_script().validation_scores(model, sigma, meta["pixel_size_mm"])
+    assert scores["psnr"] == pytest.approx(meta["val_psnr"], abs=0.02)
+    # above the shipped 32-channel net of the level on the same validation crops
+    assert meta["val_psnr"] > load_meta(f"dilated_s{sigma:g}")["val_psnr"] + 0.2
