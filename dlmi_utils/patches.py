@@ -106,8 +106,7 @@ class PatchDataset(Dataset):
         self.edge_fraction = float(edge_fraction)
         self._corners: list[np.ndarray] = []  # flat indices of valid top-left corners
         self._edge_corners: list[np.ndarray] = []  # those whose patch touches the border
-        self._widths: list[int] = []
-        self._heights: list[int] = []  # rows of valid top-left corners
+        self._valid_shapes: list[tuple[int, int]] = []  # (rows, cols) of valid corners
         for i, im in enumerate(self.images):
             if im.ndim != 2:
                 raise ValueError(f"image {i} must be 2-D (H, W), got shape {im.shape}")
@@ -123,8 +122,7 @@ class PatchDataset(Dataset):
             border = np.zeros(valid.shape, bool)
             border[[0, -1], :] = border[:, [0, -1]] = True
             self._edge_corners.append(np.flatnonzero(valid & border).astype(np.int64))
-            self._widths.append(valid.shape[1])
-            self._heights.append(valid.shape[0])
+            self._valid_shapes.append(valid.shape)
         counts = np.array([len(c) for c in self._corners])
         if counts.sum() == 0:
             raise ValueError(
@@ -163,15 +161,16 @@ class PatchDataset(Dataset):
         k = int(rng.integers(cumulative[-1]))
         i = int(np.searchsorted(cumulative, k, side="right"))
         k -= int(cumulative[i - 1]) if i > 0 else 0
-        row, col = divmod(int(corners[i][k]), self._widths[i])
+        row, col = divmod(int(corners[i][k]), self._valid_shapes[i][1])
         fh, fv = (bool(b) for b in rng.integers(2, size=2)) if self.flips else (False, False)
         return i, row, col, fh, fv
 
     def border_sides(self, image: int, row: int, col: int) -> list[str]:
         """The sides (``"top"``, ``"bottom"``, ``"left"``, ``"right"``) of the patch at
         ``(row, col)`` of image ``image`` that lie on the image's border."""
-        sides = [("top", row == 0), ("bottom", row == self._heights[image] - 1),
-                 ("left", col == 0), ("right", col == self._widths[image] - 1)]
+        rows, cols = self._valid_shapes[image]
+        sides = [("top", row == 0), ("bottom", row == rows - 1),
+                 ("left", col == 0), ("right", col == cols - 1)]
         return [side for side, on in sides if on]
 
     def paint_edge_line(self, p: np.ndarray, index: int, sides: list[str]) -> np.ndarray:
@@ -184,15 +183,9 @@ class PatchDataset(Dataset):
         width = int(rng.integers(1, self.max_line_width + 1))
         values = rng.uniform(*self.line_range, size=width).astype(np.float32)
         p = p.copy()
-        for k, v in enumerate(values):  # k = 0 is the outermost row / column
-            if side == "top":
-                p[k, :] = v
-            elif side == "bottom":
-                p[-1 - k, :] = v
-            elif side == "left":
-                p[:, k] = v
-            else:
-                p[:, -1 - k] = v
+        # a view of p in which that side is the left one: column k = the k-th from the border
+        view = {"left": p, "right": p[:, ::-1], "top": p.T, "bottom": p[::-1].T}[side]
+        view[:, :width] = values
         return p
 
     def patch(self, index: int) -> np.ndarray:
