@@ -38,6 +38,15 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 IRCNN_DILATIONS = (1, 2, 3, 4, 3, 2, 1)
 
+# Weights that :func:`pretrained_name` returns for a level ahead of ``{kind}_s{sigma}``: the
+# FFDNet layout (the film 2x2 pixel-unshuffled, 64 features, receptive field 66 px), trained
+# with film-edge lines; on the held-out films they beat ``dilated_s15`` / ``dilated_s25``
+# (32 features, 33 px) by 0.35 / 0.44 dB (benchmarks/README.md). Those stay shipped, by name.
+PREFERRED_WEIGHTS: dict[tuple[str, float], str] = {
+    ("dilated", 15.0): "dilated2x_s15L",
+    ("dilated", 25.0): "dilated2x_s25L",
+}
+
 
 def dilated_block(in_channels: int, out_channels: int, dilation: int = 1,
                   batch_norm: bool = True) -> nn.Sequential:
@@ -237,9 +246,9 @@ def build_denoiser(kind: str, **kwargs: Any) -> nn.Module:
 def pretrained_name(kind: str, sigma: float | str) -> str:
     """The shipped weights for ``kind`` at the 8-bit noise level ``sigma``.
 
-    ``{kind}_s{sigma}`` (trained for that level) when it exists, else ``{kind}_blind``
-    (trained on a range of levels) when ``sigma`` lies in its range; ``sigma="blind"`` asks
-    for the latter.
+    The level's entry of :data:`PREFERRED_WEIGHTS`, else ``{kind}_s{sigma}`` (trained for
+    that level) when either exists, else ``{kind}_blind`` (trained on a range of levels) when
+    ``sigma`` lies in its range; ``sigma="blind"`` asks for the latter.
     """
     from dlmi_utils.pretrained import available, load_meta
 
@@ -247,9 +256,10 @@ def pretrained_name(kind: str, sigma: float | str) -> str:
         raise ValueError(f"kind must be one of {tuple(DENOISER_KINDS)}, got {kind!r}")
     names = available()
     if sigma != "blind":
-        specific = f"{kind}_s{float(sigma):g}"
-        if specific in names:
-            return specific
+        preferred = PREFERRED_WEIGHTS.get((kind, float(sigma)))
+        for specific in (preferred, f"{kind}_s{float(sigma):g}"):
+            if specific in names:
+                return specific
     blind = f"{kind}_blind"
     if blind in names:
         lo, hi = load_meta(blind)["sigma_range_8bit"]
