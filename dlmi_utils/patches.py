@@ -65,6 +65,12 @@ class PatchDataset(Dataset):
     edge), of a width and brightness that vary from film to film; a net that saw only its
     training films' own strips removes a strip of another width as if it were noise.
     Drawn from a stream of their own: ``0`` keeps every patch as it was.
+
+    ``anywhere_fraction`` of the patches (on average) are drawn among *all* positions of the
+    images, the masks ignored: mostly the black film around the breast, its labels and
+    borders. A net that saw only the breast leaves noise there (it never learned that flat
+    black film is flat), which is what a whole film, denoised in tiles, shows. Decided and
+    placed from a stream of their own: ``0`` keeps every patch as it was.
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class PatchDataset(Dataset):
         edge_lines: float = 0.0,
         max_line_width: int = 3,
         line_range: tuple[float, float] = (0.5, 1.0),
+        anywhere_fraction: float = 0.0,
     ):
         if len(images) == 0:
             raise ValueError("PatchDataset needs at least one image")
@@ -91,6 +98,8 @@ class PatchDataset(Dataset):
             raise ValueError(f"n_patches must be positive, got {n_patches}")
         if not 0.0 <= edge_fraction <= 1.0:
             raise ValueError(f"edge_fraction is a fraction in [0, 1], got {edge_fraction}")
+        if not 0.0 <= anywhere_fraction <= 1.0:
+            raise ValueError(f"anywhere_fraction is a fraction in [0, 1], got {anywhere_fraction}")
         if not 0.0 <= edge_lines <= 1.0:
             raise ValueError(f"edge_lines is a fraction in [0, 1], got {edge_lines}")
         if not 1 <= max_line_width < patch_size:
@@ -104,6 +113,7 @@ class PatchDataset(Dataset):
         self.patch_size, self.n_patches = int(patch_size), int(n_patches)
         self.flips, self.seed, self.epoch = flips, int(seed), 0
         self.edge_fraction = float(edge_fraction)
+        self.anywhere_fraction = float(anywhere_fraction)
         self._corners: list[np.ndarray] = []  # flat indices of valid top-left corners
         self._edge_corners: list[np.ndarray] = []  # those whose patch touches the border
         self._valid_shapes: list[tuple[int, int]] = []  # (rows, cols) of valid corners
@@ -137,6 +147,7 @@ class PatchDataset(Dataset):
                 " patch touches an image border: the masks stay away from the borders"
             )
         self._edge_cumulative = np.cumsum(edge_counts)
+        self._anywhere_cumulative = np.cumsum([r * c for r, c in self._valid_shapes])
 
     def __len__(self) -> int:
         return self.n_patches
@@ -155,15 +166,26 @@ class PatchDataset(Dataset):
         if not 0 <= index < self.n_patches:
             raise IndexError(f"index {index} out of range for {self.n_patches} patches")
         rng = self.rng(index)
-        edge = self.edge_fraction > 0 and rng.random() < self.edge_fraction
-        corners, cumulative = ((self._edge_corners, self._edge_cumulative) if edge
-                               else (self._corners, self._cumulative))
-        k = int(rng.integers(cumulative[-1]))
-        i = int(np.searchsorted(cumulative, k, side="right"))
-        k -= int(cumulative[i - 1]) if i > 0 else 0
-        row, col = divmod(int(corners[i][k]), self._valid_shapes[i][1])
+        anywhere_rng = self.rng(index, 3)
+        if self.anywhere_fraction > 0 and anywhere_rng.random() < self.anywhere_fraction:
+            i, k = self._pick(self._anywhere_cumulative, anywhere_rng)
+            row, col = divmod(k, self._valid_shapes[i][1])
+        else:
+            edge = self.edge_fraction > 0 and rng.random() < self.edge_fraction
+            corners, cumulative = ((self._edge_corners, self._edge_cumulative) if edge
+                                   else (self._corners, self._cumulative))
+            i, k = self._pick(cumulative, rng)
+            row, col = divmod(int(corners[i][k]), self._valid_shapes[i][1])
         fh, fv = (bool(b) for b in rng.integers(2, size=2)) if self.flips else (False, False)
         return i, row, col, fh, fv
+
+    @staticmethod
+    def _pick(cumulative: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+        """``(image, k)``: one of ``cumulative[-1]`` candidates, uniformly, as the image it
+        falls in and its rank among that image's candidates."""
+        k = int(rng.integers(cumulative[-1]))
+        i = int(np.searchsorted(cumulative, k, side="right"))
+        return i, k - (int(cumulative[i - 1]) if i > 0 else 0)
 
     def border_sides(self, image: int, row: int, col: int) -> list[str]:
         """The sides (``"top"``, ``"bottom"``, ``"left"``, ``"right"``) of the patch at

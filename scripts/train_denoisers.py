@@ -52,6 +52,7 @@ validation PSNR of the record, and the curve ``training.history.val_psnr``, are 
 from __future__ import annotations
 
 import argparse
+import inspect
 import platform
 import sys
 import time
@@ -134,7 +135,8 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     patches = PatchDataset([m.image for m in views], [m.breast_mask for m in views],
                            patch_size=args.patch_size, n_patches=steps * args.batch_size,
                            min_inside=args.min_inside, seed=args.seed,
-                           edge_fraction=args.edge_fraction, edge_lines=args.edge_lines)
+                           edge_fraction=args.edge_fraction, edge_lines=args.edge_lines,
+                           anywhere_fraction=args.anywhere_fraction)
     photons = args.photons
     if photons is not None:
         pairs = NoisyPatches(patches, anscombe_poisson_noise(photons), anscombe_target(photons))
@@ -226,9 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-inside", type=float, default=0.9)
     p.add_argument("--edge-fraction", type=float, default=0.0,
                    help="share of patches drawn against the film's border (the chest wall)")
+    line = {k: v.default for k, v in inspect.signature(PatchDataset).parameters.items()}
     p.add_argument("--edge-lines", type=float, default=0.0,
                    help="share of those border patches given a synthetic film-edge line "
-                        "(1-3 px, intensities in [0.5, 1]; PatchDataset(edge_lines=))")
+                        f"(1-{line['max_line_width']} px, intensities in "
+                        f"{list(line['line_range'])}; PatchDataset(edge_lines=))")
+    p.add_argument("--anywhere-fraction", type=float, default=0.0,
+                   help="share of patches drawn anywhere on the film, --min-inside ignored "
+                        "(the black film, labels and borders around the breast)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=500, help="steps per epoch")
     p.add_argument("--epochs", type=int, default=4)
@@ -286,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         "training": {**record, "patch_size": args.patch_size, "batch_size": args.batch_size,
                      "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
                      "threads": args.threads, "min_inside": args.min_inside,
-                     "edge_fraction": args.edge_fraction, "edge_lines": args.edge_lines},
+                     "edge_fraction": args.edge_fraction, "edge_lines": args.edge_lines,
+                     "anywhere_fraction": args.anywhere_fraction},
         "val_psnr": record["val"]["psnr"],
         "val_ssim": record["val"]["ssim"],
         "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),

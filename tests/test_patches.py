@@ -116,6 +116,29 @@ def test_edge_fraction_without_a_border_patch_is_a_clear_error():
         PatchDataset([image], [mask], patch_size=16, edge_fraction=1.5)
 
 
+def test_anywhere_fraction_draws_that_share_outside_the_mask_and_keeps_the_others():
+    """The masked draw puts no patch in the background; with ``anywhere_fraction`` about that
+    share is drawn uniformly over the whole image (most of it outside this small disc), and
+    the other patches are exactly those of the masked draw."""
+    image, mask = _image_and_disc(radius=25)
+    kw = dict(patch_size=16, n_patches=1000, min_inside=1.0, seed=5)
+    masked = PatchDataset([image], [mask], **kw)
+    mixed = PatchDataset([image], [mask], anywhere_fraction=0.25, **kw)
+    inside = lambda ds, i: mask[ds.locate(i)[1] : ds.locate(i)[1] + 16,  # noqa: E731
+                                ds.locate(i)[2] : ds.locate(i)[2] + 16].all()
+    assert all(inside(masked, i) for i in range(1000))
+    anywhere = np.array([mixed.rng(i, 3).random() < 0.25 for i in range(1000)])
+    assert anywhere.mean() == pytest.approx(0.25, abs=0.03)
+    assert all(mixed.locate(i) == masked.locate(i) for i in np.flatnonzero(~anywhere))
+    corners = np.array([mixed.locate(i)[1:3] for i in np.flatnonzero(anywhere)])
+    outside = np.mean([not inside(mixed, i) for i in np.flatnonzero(anywhere)])
+    share_outside = np.mean(window_fraction(mask, 16) < 1.0)  # of all 105 x 75 corners
+    assert outside == pytest.approx(share_outside, abs=0.06)
+    assert corners[:, 0].max() > 95 and corners[:, 1].max() > 65  # the far corner is reached
+    with pytest.raises(ValueError, match="anywhere_fraction"):
+        PatchDataset([image], [mask], patch_size=16, anywhere_fraction=1.2)
+
+
 def test_edge_lines_paint_a_constant_strip_along_the_border_and_nothing_else():
     """Patches against the chest wall (column 0) get lines of 1-3 constant columns there, in
     the range asked, on about the share asked; the other patches are untouched, and with
