@@ -66,10 +66,12 @@ from dlmi_utils import losses
 from dlmi_utils.data import load_mammograms
 from dlmi_utils.device import get_device
 from dlmi_utils.models.denoisers import (
+    IRCNN_DILATIONS,
     anscombe,
     anscombe_mean,
     build_denoiser,
     count_parameters,
+    deepen,
     receptive_field,
 )
 from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise
@@ -147,7 +149,7 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     loader = DataLoader(pairs, batch_size=args.batch_size, shuffle=False)
     model = build_denoiser(args.kind, **model_kwargs(args))
     if args.init:
-        model, _ = load_pretrained(args.init, model)
+        model = init_model(args.init, model, calibration=next(iter(loader))[0])
     val_sigma = validation_sigma(args)
     device = get_device(args.device)
     history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size, photons=photons),
@@ -172,14 +174,34 @@ def validation_sigma(args: argparse.Namespace) -> float | None:
 
 
 def check_init(args: argparse.Namespace) -> None:
-    """Refuse ``--init`` weights of another kind or width before any data is loaded."""
+    """Refuse ``--init`` weights of another kind or width, or dilations that ``deepen``
+    cannot grow them to, before any data is loaded."""
     meta = load_meta(args.init)
     init_config = build_denoiser(meta["kind"], **meta["model_kwargs"]).config
-    config = build_denoiser(args.kind, **model_kwargs(args)).config
-    if meta["kind"] != args.kind or init_config != config:
+    model = build_denoiser(args.kind, **model_kwargs(args))
+    config = model.config
+    if meta["kind"] != args.kind or ({**init_config, "dilations": None}
+                                      != {**config, "dilations": None}):
         raise SystemExit(f"--init {args.init} is a {meta['kind']} {meta['model_kwargs']}, not "
                          f"the {args.kind} {config} asked for; give the same --kind and --features "
                          "(and --unshuffle)")
+    if init_config.get("dilations") != config.get("dilations"):
+        try:
+            init_model(args.init, model, calibration=torch.rand(1, config["channels"], 16, 16))
+        except ValueError as err:
+            raise SystemExit(f"--init {args.init} --dilations: {err}") from None
+
+
+def init_model(name: str, model: torch.nn.Module, calibration: torch.Tensor) -> torch.nn.Module:
+    """``model`` (training mode) with the shipped weights ``name``; a dilated net with more
+    dilations than ``name`` is ``name`` deepened (``deepen``: new layers start as identities,
+    calibrated on the noisy batch ``calibration``)."""
+    meta = load_meta(name)
+    if meta["model_kwargs"].get("dilations", model.config.get("dilations")) == \
+            model.config.get("dilations"):
+        return load_pretrained(name, model)[0].train()
+    shallow = load_pretrained(name, build_denoiser(meta["kind"], **meta["model_kwargs"]))[0]
+    return deepen(shallow, model.config["dilations"], calibration).train()
 
 
 def init_record(name: str | None) -> dict[str, Any] | None:
@@ -196,7 +218,8 @@ def init_record(name: str | None) -> dict[str, Any] | None:
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.kind == "dncnn":
         return {"features": args.features, "depth": args.depth}
-    return {"features": args.features, "unshuffle": args.unshuffle}
+    return {"features": args.features, "unshuffle": args.unshuffle,
+            "dilations": tuple(args.dilations)}
 
 
 def weights_name(args: argparse.Namespace) -> str:
@@ -220,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-sigma", type=float, default=25, help="validation level (blind)")
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--depth", type=int, default=17, help="DnCNN depth")
+    p.add_argument("--dilations", type=int, nargs="+", default=list(IRCNN_DILATIONS),
+                   help="dilated net: one per 3x3 layer; with --init of a shallower net, that "
+                        "net deepened (its dilations kept in order, new layers as identities)")
     p.add_argument("--unshuffle", type=int, default=1,
                    help="dilated net on the s x s pixel-unshuffled image (FFDNet); 1: none")
     p.add_argument("--loss", choices=tuple(LOSSES), default="l2")

@@ -12,6 +12,7 @@ from dlmi_utils.models.denoisers import (
     anscombe_mean,
     build_denoiser,
     count_parameters,
+    deepen,
     dilated_block,
     fold_batch_norm,
     inverse_anscombe,
@@ -275,6 +276,37 @@ def test_folding_batch_norm_keeps_the_outputs_and_removes_the_norms(kind, kwargs
     assert (expected - y).abs().max() > 0.1  # the check would see a dropped layer
     assert folded.config == model.config and receptive_field(folded) == receptive_field(model)
     assert not folded.training
+
+
+@pytest.mark.parametrize("unshuffle", [1, 2])
+def test_a_deepened_net_computes_the_same_function_and_sees_farther(unshuffle):
+    model = _with_trained_batch_norms(DilatedDenoiser(features=8, unshuffle=unshuffle))
+    g = torch.Generator().manual_seed(2)
+    calibration, y = torch.rand(4, 1, 40, 40, generator=g), torch.rand(2, 1, 37, 41, generator=g)
+    deeper = deepen(model, (1, 2, 3, 4, 5, 4, 3, 2, 1), calibration)
+    assert deeper.config["dilations"] == [1, 2, 3, 4, 5, 4, 3, 2, 1]
+    assert len(deeper.body) == 9 and not deeper.training
+    assert receptive_field(deeper) == receptive_field(model) + 2 * (5 + 4) * unshuffle
+    with torch.no_grad():
+        expected = model(y)
+        assert (expected - y).abs().max() > 0.1  # the check would see a dropped layer
+        assert torch.allclose(deeper(y), expected, atol=1e-5)
+        assert torch.allclose(deeper(calibration), model(calibration), atol=1e-5)
+    # the copied layers are the model's, the new ones (at 4 and 5) train like any other
+    assert torch.equal(deeper.body[6][0].weight, model.body[4][0].weight)
+    assert all(p.requires_grad for p in deeper.body[4].parameters())
+
+
+def test_deepen_refuses_dilations_that_drop_or_reorder_the_model_layers():
+    model = DilatedDenoiser(features=8)
+    calibration = torch.rand(1, 1, 24, 24)
+    for bad in [(1, 2, 3, 3, 2, 1), (2, 1, 2, 3, 4, 3, 2, 1), (1, 2, 3, 4, 3, 2, 1, 5)]:
+        with pytest.raises(ValueError, match="must contain the model's"):
+            deepen(model, bad, calibration)
+    with pytest.raises(ValueError, match="batch norm"):
+        deepen(DilatedDenoiser(features=8, batch_norm=False), (1, 2, 3, 4, 4, 3, 2, 1), calibration)
+    with pytest.raises(TypeError, match="DilatedDenoiser"):
+        deepen(DnCNN(features=8, depth=5), (1, 1, 1, 1, 1, 1), calibration)
 
 
 def test_folding_a_net_without_batch_norm_changes_nothing():

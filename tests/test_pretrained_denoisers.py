@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi_utils.models import load_denoiser, pretrained_denoiser
+from dlmi_utils.models import DilatedDenoiser, load_denoiser, pretrained_denoiser
 from dlmi_utils.models.denoisers import (
     PREFERRED_WEIGHTS,
     pretrained_name,
@@ -218,6 +218,26 @@ def test_init_from_weights_of_another_network_is_a_clear_error():
     assert "never_written" not in available()
 
 
+def test_init_of_a_deeper_net_starts_from_the_shipped_function():
+    """``--init dilated2x_s15L --dilations 1 2 3 4 5 4 3 2 1``: the shipped net deepened, the
+    same outputs; dilations that drop one of its layers are refused before any data is read."""
+    td = _train_script()
+    deeper_dilations = (1, 2, 3, 4, 5, 4, 3, 2, 1)
+    deeper = DilatedDenoiser(features=64, unshuffle=2, dilations=deeper_dilations)
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(2, 1, 48, 48, generator=g) * 0.6 + 0.2
+         + torch.randn(2, 1, 48, 48, generator=g) * 15 / 255)
+    deeper = td.init_model("dilated2x_s15L", deeper, calibration=y)
+    assert deeper.training and deeper.config["dilations"] == list(deeper_dilations)
+    with torch.no_grad():
+        assert torch.allclose(deeper.eval()(y), load_denoiser("dilated2x_s15L")(y), atol=1e-4)
+    with pytest.raises(SystemExit, match="must contain the model's"):
+        td.main(["--kind", "dilated", "--features", "64", "--unshuffle", "2", "--sigma", "15",
+                 "--dilations", "1", "2", "3", "2", "1", "--steps", "1", "--epochs", "1",
+                 "--init", "dilated2x_s15L", "--name", "never_written"])
+    assert "never_written" not in available()
+
+
 def test_training_run_records_its_curve_on_the_scale_of_its_final_score():
     """Two steps of the training script: the last point of the recorded validation curve is
     the recorded validation PSNR (both peak 1), and the model comes back on the CPU."""
@@ -226,7 +246,8 @@ def test_training_run_records_its_curve_on_the_scale_of_its_final_score():
                               min_inside=0.9, seed=0, sigma_range=None, sigma=25.0, photons=None,
                               kind="dilated", features=8, unshuffle=2, init=None, val_sigma=25,
                               epochs=1, lr=1e-3, device="cpu", edge_fraction=0.25,
-                              edge_lines=0.5)
+                              edge_lines=0.5, anywhere_fraction=0.1,
+                              dilations=[1, 2, 3, 4, 3, 2, 1])
     model, record = td.train(args, "l2", steps=2)
     assert next(model.parameters()).device.type == "cpu" and model.config["unshuffle"] == 2
     assert record["steps"] == 2 and record["history_data_range"] == 1.0
@@ -240,7 +261,8 @@ def test_quantum_noise_training_runs_in_the_anscombe_domain():
                               min_inside=0.9, seed=0, sigma_range=None, sigma=None, photons=100.0,
                               kind="dilated", features=8, unshuffle=1, init=None, val_sigma=25,
                               epochs=1, lr=1e-3, device="cpu", edge_fraction=0.0,
-                              edge_lines=0.0)
+                              edge_lines=0.0, anywhere_fraction=0.0,
+                              dilations=[1, 2, 3, 4, 3, 2, 1])
     assert td.validation_sigma(args) is None
     model, record = td.train(args, "l2", steps=2)
     assert record["history"]["val_psnr"][-1] == pytest.approx(record["val"]["psnr"], abs=2e-3)

@@ -228,6 +228,55 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     return folded.to(memory_format=torch.channels_last).requires_grad_(False)
 
 
+@torch.no_grad()
+def deepen(model: DilatedDenoiser, dilations: Sequence[int], calibration: torch.Tensor
+           ) -> DilatedDenoiser:
+    """A deeper copy of a trained ``model`` that computes the same function (Net2DeeperNet,
+    Chen et al. 2016): more layers to train on, without starting over.
+
+    ``dilations`` must contain the model's own, in order, its first and last included; each
+    layer of ``model`` is copied to its match, each new ``Conv + BN + ReLU`` layer starts as
+    the identity: the kernel's centre tap passes channel ``c`` to channel ``c``, and the batch
+    norm undoes its own normalisation (``gamma = sqrt(var + eps)``, ``beta = mean``, running
+    statistics ``mean``, ``var``: those of its input on ``calibration``, noisy images
+    ``(B, C, H, W)``). Its input is a ReLU's output, so the ReLU after it changes nothing. In
+    eval mode the outputs equal the model's (to float rounding); in training mode, to the
+    difference between the batch's statistics and the calibration's.
+    """
+    if not isinstance(model, DilatedDenoiser):
+        raise TypeError(f"deepen takes a DilatedDenoiser, got {type(model).__name__}")
+    old, new = list(model.config["dilations"]), [int(d) for d in dilations]
+    if not model.config["batch_norm"]:
+        raise ValueError("deepen needs a net with batch norm (its new layers use it)")
+    match, j = [], 0
+    for d in old:  # the leftmost match of each old layer, in order
+        while j < len(new) and new[j] != d:
+            j += 1
+        match.append(j)
+        j += 1
+    if match[-1] >= len(new) or match[0] != 0 or match[-1] != len(new) - 1:
+        raise ValueError(f"dilations {new} must contain the model's {old} in order, with the "
+                         "same first and last (e.g. (1, 2, 3, 4, 5, 4, 3, 2, 1))")
+    deeper = DilatedDenoiser(**{**model.config, "dilations": new}).to(calibration.device)
+    for o, n in enumerate(match):
+        deeper.body[n].load_state_dict(model.body[o].state_dict())
+    deeper.eval()
+    s = deeper.config["unshuffle"]
+    z = deeper.space_to_depth(calibration) if s > 1 else calibration
+    for n, block in enumerate(deeper.body):
+        if n not in match:
+            conv, bn = block[0], block[1]
+            conv.weight.zero_()
+            conv.weight[:, :, 1, 1] = torch.eye(conv.out_channels, conv.in_channels)
+            mean, var = z.mean(dim=(0, 2, 3)), z.var(dim=(0, 2, 3), unbiased=False)
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+            bn.weight.copy_(torch.sqrt(var + bn.eps))
+            bn.bias.copy_(mean)
+        z = block(z)
+    return deeper.train(model.training)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
