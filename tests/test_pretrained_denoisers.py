@@ -68,8 +68,8 @@ def test_trained_on_the_training_case_only(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_reproduces_recorded_validation_psnr(name):
     meta = load_meta(name)
-    kind, sigma = meta["kind"], meta["data"]["val_sigma_8bit"]
-    model = pretrained_denoiser(kind, "blind" if meta["sigma_range_8bit"] else sigma)
+    sigma = meta["data"]["val_sigma_8bit"]
+    model = load_denoiser(name)  # which net pretrained_denoiser picks: tested below
     assert model.weights_name == name and not model.training
     assert receptive_field(model) == meta["receptive_field"]
     scores = _train_script().validation_scores(model, sigma, meta["pixel_size_mm"])
@@ -208,7 +208,8 @@ def test_denoise_benchmark_writes_every_method(tmp_path):
     noisy = results["noisy"]
     assert noisy["psnr_interior"] == pytest.approx(noisy["psnr"], abs=0.5)
     assert results["dilated"]["psnr_interior"] > results["dilated"]["psnr"]
-    assert "| smooth.npy" in stdout and "interior (more than 16 px" in stdout
+    margin = receptive_field(load_denoiser(pretrained_name("dilated", 25))) // 2  # the default
+    assert "| smooth.npy" in stdout and f"interior (more than {margin} px" in stdout
     for name in ("bm3d", "dncnn", "dilated"):
         assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
 
