@@ -158,7 +158,7 @@ class PatchDataset(Dataset):
 
     def rng(self, index: int, stream: int = 0) -> np.random.Generator:
         """The generator of item ``index`` in the current epoch (``stream`` 0: the patch,
-        1: its noise)."""
+        1: its noise, 2: its film-edge line, 3: whether it is drawn anywhere, and where)."""
         return np.random.default_rng([self.seed, self.epoch, int(index), int(stream)])
 
     def locate(self, index: int) -> tuple[int, int, int, bool, bool]:
@@ -166,8 +166,8 @@ class PatchDataset(Dataset):
         if not 0 <= index < self.n_patches:
             raise IndexError(f"index {index} out of range for {self.n_patches} patches")
         rng = self.rng(index)
-        anywhere_rng = self.rng(index, 3)
-        if self.anywhere_fraction > 0 and anywhere_rng.random() < self.anywhere_fraction:
+        anywhere_rng = self.rng(index, 3) if self.anywhere_fraction > 0 else None
+        if anywhere_rng is not None and anywhere_rng.random() < self.anywhere_fraction:
             i, k = self._pick(self._anywhere_cumulative, anywhere_rng)
             row, col = divmod(k, self._valid_shapes[i][1])
         else:

@@ -268,7 +268,8 @@ def deepen(model: DilatedDenoiser, dilations: Sequence[int], calibration: torch.
         if n not in match:
             conv, bn = block[0], block[1]
             conv.weight.zero_()
-            conv.weight[:, :, 1, 1] = torch.eye(conv.out_channels, conv.in_channels)
+            conv.weight[:, :, 1, 1] = torch.eye(conv.out_channels, conv.in_channels,
+                                                dtype=conv.weight.dtype, device=conv.weight.device)
             mean, var = z.mean(dim=(0, 2, 3)), z.var(dim=(0, 2, 3), unbiased=False)
             bn.running_mean.copy_(mean)
             bn.running_var.copy_(var)
