@@ -197,8 +197,7 @@ def init_model(name: str, model: torch.nn.Module, calibration: torch.Tensor) -> 
     dilations than ``name`` is ``name`` deepened (``deepen``: new layers start as identities,
     calibrated on the noisy batch ``calibration``)."""
     meta = load_meta(name)
-    if meta["model_kwargs"].get("dilations", model.config.get("dilations")) == \
-            model.config.get("dilations"):
+    if meta["model_kwargs"].get("dilations") == model.config.get("dilations"):  # DnCNN: None
         return load_pretrained(name, model)[0].train()
     shallow = load_pretrained(name, build_denoiser(meta["kind"], **meta["model_kwargs"]))[0]
     return deepen(shallow, model.config["dilations"], calibration).train()

@@ -245,8 +245,10 @@ def test_init_of_a_deeper_net_starts_from_the_shipped_function():
          + torch.randn(2, 1, 48, 48, generator=g) * 15 / 255)
     deeper = td.init_model("dilated2x_s15L", deeper, calibration=y)
     assert deeper.training and deeper.config["dilations"] == list(deeper_dilations)
+    same = td.init_model("dilated2x_s15L", DilatedDenoiser(features=64, unshuffle=2), y)
     with torch.no_grad():
         assert torch.allclose(deeper.eval()(y), load_denoiser("dilated2x_s15L")(y), atol=1e-4)
+        assert torch.equal(same.eval()(y), load_denoiser("dilated2x_s15L")(y))  # same depth: loaded
     with pytest.raises(SystemExit, match="must contain the model's"):
         td.main(["--kind", "dilated", "--features", "64", "--unshuffle", "2", "--sigma", "15",
                  "--dilations", "1", "2", "3", "2", "1", "--steps", "1", "--epochs", "1",
