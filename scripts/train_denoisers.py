@@ -56,6 +56,7 @@ import inspect
 import platform
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,7 @@ from dlmi_utils.models.denoisers import (
     build_denoiser,
     count_parameters,
     deepen,
+    matched_layers,
     receptive_field,
 )
 from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise
@@ -149,7 +151,7 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     loader = DataLoader(pairs, batch_size=args.batch_size, shuffle=False)
     model = build_denoiser(args.kind, **model_kwargs(args))
     if args.init:
-        model = init_model(args.init, model, calibration=next(iter(loader))[0])
+        model = init_model(args.init, model, calibration=lambda: next(iter(loader))[0])
     val_sigma = validation_sigma(args)
     device = get_device(args.device)
     history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size, photons=photons),
@@ -178,8 +180,7 @@ def check_init(args: argparse.Namespace) -> None:
     cannot grow them to, before any data is loaded."""
     meta = load_meta(args.init)
     init_config = build_denoiser(meta["kind"], **meta["model_kwargs"]).config
-    model = build_denoiser(args.kind, **model_kwargs(args))
-    config = model.config
+    config = build_denoiser(args.kind, **model_kwargs(args)).config
     if meta["kind"] != args.kind or ({**init_config, "dilations": None}
                                       != {**config, "dilations": None}):
         raise SystemExit(f"--init {args.init} is a {meta['kind']} {meta['model_kwargs']}, not "
@@ -187,20 +188,21 @@ def check_init(args: argparse.Namespace) -> None:
                          "(and --unshuffle)")
     if init_config.get("dilations") != config.get("dilations"):
         try:
-            init_model(args.init, model, calibration=torch.rand(1, config["channels"], 16, 16))
+            matched_layers(init_config["dilations"], config["dilations"])
         except ValueError as err:
             raise SystemExit(f"--init {args.init} --dilations: {err}") from None
 
 
-def init_model(name: str, model: torch.nn.Module, calibration: torch.Tensor) -> torch.nn.Module:
+def init_model(name: str, model: torch.nn.Module,
+               calibration: Callable[[], torch.Tensor]) -> torch.nn.Module:
     """``model`` (training mode) with the shipped weights ``name``; a dilated net with more
     dilations than ``name`` is ``name`` deepened (``deepen``: new layers start as identities,
-    calibrated on the noisy batch ``calibration``)."""
+    calibrated on the noisy batch ``calibration()``, drawn only then)."""
     meta = load_meta(name)
     if meta["model_kwargs"].get("dilations") == model.config.get("dilations"):  # DnCNN: None
         return load_pretrained(name, model)[0].train()
     shallow = load_pretrained(name, build_denoiser(meta["kind"], **meta["model_kwargs"]))[0]
-    return deepen(shallow, model.config["dilations"], calibration).train()
+    return deepen(shallow, model.config["dilations"], calibration()).train()
 
 
 def init_record(name: str | None) -> dict[str, Any] | None:

@@ -124,8 +124,11 @@ def test_anywhere_fraction_draws_that_share_outside_the_mask_and_keeps_the_other
     kw = dict(patch_size=16, n_patches=1000, min_inside=1.0, seed=5)
     masked = PatchDataset([image], [mask], **kw)
     mixed = PatchDataset([image], [mask], anywhere_fraction=0.25, **kw)
-    inside = lambda ds, i: mask[ds.locate(i)[1] : ds.locate(i)[1] + 16,  # noqa: E731
-                                ds.locate(i)[2] : ds.locate(i)[2] + 16].all()
+
+    def inside(ds, i):
+        _, r, c, _, _ = ds.locate(i)
+        return mask[r : r + 16, c : c + 16].all()
+
     assert all(inside(masked, i) for i in range(1000))
     anywhere = np.array([mixed.rng(i, 3).random() < 0.25 for i in range(1000)])
     assert anywhere.mean() == pytest.approx(0.25, abs=0.03)

@@ -243,9 +243,10 @@ def test_init_of_a_deeper_net_starts_from_the_shipped_function():
     g = torch.Generator().manual_seed(0)
     y = (torch.rand(2, 1, 48, 48, generator=g) * 0.6 + 0.2
          + torch.randn(2, 1, 48, 48, generator=g) * 15 / 255)
-    deeper = td.init_model("dilated2x_s15L", deeper, calibration=y)
+    deeper = td.init_model("dilated2x_s15L", deeper, calibration=lambda: y)
     assert deeper.training and deeper.config["dilations"] == list(deeper_dilations)
-    same = td.init_model("dilated2x_s15L", DilatedDenoiser(features=64, unshuffle=2), y)
+    same = td.init_model("dilated2x_s15L", DilatedDenoiser(features=64, unshuffle=2),
+                         calibration=lambda: pytest.fail("no calibration at the same depth"))
     with torch.no_grad():
         assert torch.allclose(deeper.eval()(y), load_denoiser("dilated2x_s15L")(y), atol=1e-4)
         assert torch.equal(same.eval()(y), load_denoiser("dilated2x_s15L")(y))  # same depth: loaded

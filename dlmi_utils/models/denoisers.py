@@ -229,35 +229,45 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     return folded.to(memory_format=torch.channels_last).requires_grad_(False)
 
 
+def matched_layers(dilations: Sequence[int], deeper: Sequence[int]) -> list[int]:
+    """Where each layer of a net with ``dilations`` goes in one with ``deeper`` (indices into
+    ``deeper``, the leftmost match of each in order); a ``ValueError`` when ``deeper`` does not
+    contain them all in order, with the same first and last."""
+    old, new = [int(d) for d in dilations], [int(d) for d in deeper]
+    match, j = [], 0
+    for d in old:
+        while j < len(new) and new[j] != d:
+            j += 1
+        match.append(j)
+        j += 1
+    if match[0] != 0 or match[-1] != len(new) - 1:
+        raise ValueError(f"dilations {new} must contain the model's {old} in order, with the "
+                         "same first and last (e.g. (1, 2, 3, 4, 5, 4, 3, 2, 1))")
+    return match
+
+
 @torch.no_grad()
 def deepen(model: DilatedDenoiser, dilations: Sequence[int], calibration: torch.Tensor
            ) -> DilatedDenoiser:
     """A deeper copy of a trained ``model`` that computes the same function (Net2DeeperNet,
     Chen et al. 2016): more layers to train on, without starting over.
 
-    ``dilations`` must contain the model's own, in order, its first and last included; each
-    layer of ``model`` is copied to its match, each new ``Conv + BN + ReLU`` layer starts as
-    the identity: the kernel's centre tap passes channel ``c`` to channel ``c``, and the batch
-    norm undoes its own normalisation (``gamma = sqrt(var + eps)``, ``beta = mean``, running
-    statistics ``mean``, ``var``: those of its input on ``calibration``, noisy images
-    ``(B, C, H, W)``). Its input is a ReLU's output, so the ReLU after it changes nothing. In
-    eval mode the outputs equal the model's (to float rounding); in training mode, to the
-    difference between the batch's statistics and the calibration's.
+    ``dilations`` must contain the model's own, in order, its first and last included
+    (:func:`matched_layers`). Each layer of ``model`` is copied to its match; each new
+    ``Conv + BN + ReLU`` layer starts as the identity: the kernel's centre tap passes channel
+    ``c`` to channel ``c``, and the batch norm undoes its own normalisation
+    (``gamma = sqrt(var + eps)``, ``beta = mean``, running statistics ``mean``, ``var``: those
+    of its input on ``calibration``, noisy images ``(B, C, H, W)``). Its input is a ReLU's
+    output, so the ReLU after it changes nothing. In eval mode the outputs equal the model's
+    (to float rounding); in training mode, to the difference between the batch's statistics
+    and the calibration's.
     """
     if not isinstance(model, DilatedDenoiser):
         raise TypeError(f"deepen takes a DilatedDenoiser, got {type(model).__name__}")
-    old, new = list(model.config["dilations"]), [int(d) for d in dilations]
+    new = [int(d) for d in dilations]
     if not model.config["batch_norm"]:
         raise ValueError("deepen needs a net with batch norm (its new layers use it)")
-    match, j = [], 0
-    for d in old:  # the leftmost match of each old layer, in order
-        while j < len(new) and new[j] != d:
-            j += 1
-        match.append(j)
-        j += 1
-    if match[-1] >= len(new) or match[0] != 0 or match[-1] != len(new) - 1:
-        raise ValueError(f"dilations {new} must contain the model's {old} in order, with the "
-                         "same first and last (e.g. (1, 2, 3, 4, 5, 4, 3, 2, 1))")
+    match = matched_layers(model.config["dilations"], new)
     deeper = DilatedDenoiser(**{**model.config, "dilations": new}).to(calibration.device)
     for o, n in enumerate(match):
         deeper.body[n].load_state_dict(model.body[o].state_dict())
