@@ -43,9 +43,13 @@ IRCNN_DILATIONS = (1, 2, 3, 4, 3, 2, 1)
 # with film-edge lines and a tenth of the patches anywhere on the film (the black film around
 # the breast included); on the held-out crops they beat ``dilated_s15`` / ``dilated_s25``
 # (32 features, 33 px) by 0.31 / 0.39 dB (benchmarks/README.md). Those stay shipped, by name.
-PREFERRED_WEIGHTS: dict[tuple[str, float], str] = {
+# ``(kind, "blind")``: the blind net, for ``sigma="blind"`` and any level without a net of its
+# own. ``dncnn_blindB`` is ``dncnn_blind`` (400 steps) trained on for 6000 more, with the edge
+# and anywhere patches of the dilated nets.
+PREFERRED_WEIGHTS: dict[tuple[str, float | str], str] = {
     ("dilated", 15.0): "dilated2x_s15B",
     ("dilated", 25.0): "dilated2x_s25B",
+    ("dncnn", "blind"): "dncnn_blindB",
 }
 
 
@@ -308,8 +312,9 @@ def pretrained_name(kind: str, sigma: float | str) -> str:
     """The shipped weights for ``kind`` at the 8-bit noise level ``sigma``.
 
     The level's entry of :data:`PREFERRED_WEIGHTS`, else ``{kind}_s{sigma}`` (trained for
-    that level) when either exists, else ``{kind}_blind`` (trained on a range of levels) when
-    ``sigma`` lies in its range; ``sigma="blind"`` asks for the latter.
+    that level) when either exists, else the blind net (trained on a range of levels:
+    the ``(kind, "blind")`` entry, else ``{kind}_blind``) when ``sigma`` lies in its range;
+    ``sigma="blind"`` asks for the latter.
     """
     from dlmi_utils.pretrained import available, load_meta
 
@@ -321,7 +326,9 @@ def pretrained_name(kind: str, sigma: float | str) -> str:
         for specific in (preferred, f"{kind}_s{float(sigma):g}"):
             if specific in names:
                 return specific
-    blind = f"{kind}_blind"
+    blind = PREFERRED_WEIGHTS.get((kind, "blind"))
+    if blind not in names:
+        blind = f"{kind}_blind"
     if blind in names:
         lo, hi = load_meta(blind)["sigma_range_8bit"]
         if sigma == "blind" or lo <= float(sigma) <= hi:
