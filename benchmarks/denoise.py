@@ -10,7 +10,9 @@ levels 15, 25, 50) drawn with ``--seed + i`` for image ``i``; every method denoi
   dilated row ``--dilated-weights NAME``, any shipped weights, e.g. to compare two) with its
   batch norms folded into the convolutions (``fold_batch_norm``: the same outputs, to float
   rounding, in fewer passes), applied with :func:`dlmi_utils.tiling.predict_tiled` (one tile
-  for a crop, exact tiles otherwise), ``torch.set_num_threads(--threads)``.
+  for a crop, exact tiles otherwise), ``torch.set_num_threads(--threads)``;
+  ``--self-ensemble flip|transpose|shift`` averages the dilated row's pass on ``y`` with one on
+  its horizontal flip, its transpose or ``y`` shifted by a pixel (twice the time).
 
 Images: by default the held-out case (``load_mammograms("test")``, the malignant case, never
 seen in training) at the pixel size of the weights (0.2 mm), one ``--crop`` x ``--crop`` crop
@@ -122,6 +124,21 @@ def _network(model: torch.nn.Module, tile: int):
     return run
 
 
+# the second pass of a two-pass self-ensemble: y -> transform, denoise, transform back
+SECOND_PASS = {
+    "flip": lambda run, y: run(np.ascontiguousarray(y[:, ::-1]))[:, ::-1],
+    "transpose": lambda run, y: run(np.ascontiguousarray(y.T)).T,
+    # one replicated pixel on each side moves a pixel-unshuffled net's 2 x 2 grid by one
+    "shift": lambda run, y: run(np.pad(y, 1, mode="edge"))[1:-1, 1:-1],
+}
+
+
+def _self_ensemble(run, kind: str):
+    """``run`` and its pass on the ``kind`` transform of ``y``, averaged (twice the time)."""
+    second = SECOND_PASS[kind]
+    return lambda y: (run(y) + second(run, y)) / 2
+
+
 class NoiseModel:
     """The benchmark's noise: white Gaussian of std ``sigma`` / 255, or quantum noise at
     ``photons`` denoised on the Anscombe transform (``level`` is then the std there)."""
@@ -190,7 +207,9 @@ def run(args) -> dict[str, dict[str, float]]:
         "noisy": lambda y: y,
         "bm3d": noise.wrap(lambda y: bm3d.bm3d(y.astype(np.float64), sigma_psd=noise.level)),
         "dncnn": noise.wrap(_network(nets["dncnn"], args.tile)),
-        "dilated": noise.wrap(_network(nets["dilated"], args.tile)),
+        "dilated": noise.wrap(_network(nets["dilated"], args.tile) if not args.self_ensemble
+                              else _self_ensemble(_network(nets["dilated"], args.tile),
+                                                  args.self_ensemble)),
     }
     for kind in ("dncnn", "dilated"):  # warm-up: first calls allocate and pick kernels
         methods[kind](np.zeros((64, 64), np.float32))
@@ -210,7 +229,8 @@ def run(args) -> dict[str, dict[str, float]]:
     for name in METHODS:
         results[name]["psnr_per_image"] = [float(v) for v in scores[name]["psnr"]]
     print(f"{noise.name} on {source}; torch threads {args.threads}; weights "
-          f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}")
+          f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}"
+          + (f" ({args.self_ensemble} self-ensemble)" if args.self_ensemble else ""))
     rows = []
     for name in METHODS:
         r = results[name]
@@ -249,6 +269,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--crop", type=int, default=256, help="crop side, 0: whole (256)")
     parser.add_argument("--dilated-weights", metavar="NAME",
                         help="shipped weights for the dilated row (default: those of the level)")
+    parser.add_argument("--self-ensemble", choices=tuple(SECOND_PASS),
+                        help="dilated row: the mean of two passes, on y and on its flip, "
+                             "transpose or one-pixel shift")
     parser.add_argument("--tile", type=int, default=512, help="tile side of the networks (512)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--repeat", type=int, default=1, help="timing runs, best kept (1)")

@@ -226,6 +226,37 @@ def _denoise_benchmark_on_a_smooth_image(tmp_path, *noise_args: str):
     return done.stdout, json.loads(out.read_text())
 
 
+def _denoise_script():
+    spec = importlib.util.spec_from_file_location("denoise_benchmark",
+                                                  ROOT / "benchmarks" / "denoise.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("kind", ["flip", "transpose", "shift"])
+def test_self_ensemble_passes_undo_their_transform(kind):
+    """With a denoiser that returns its input, each second pass and the ensemble are exact;
+    with one that sees position, the pass differs (it is a real second look)."""
+    bench = _denoise_script()
+    y = np.random.default_rng(0).random((6, 10)).astype(np.float32)
+    np.testing.assert_array_equal(bench.SECOND_PASS[kind](lambda z: z, y), y)
+    np.testing.assert_allclose(bench._self_ensemble(lambda z: z, kind)(y), y)
+    column = lambda z: z * np.arange(z.shape[1])  # noqa: E731 - depends on where a pixel is
+    assert not np.allclose(bench.SECOND_PASS[kind](column, y), column(y))
+
+
+def test_denoise_benchmark_self_ensemble_runs_the_dilated_row_twice(tmp_path):
+    plain_out, plain = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25")
+    stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25",
+                                                            "--self-ensemble", "flip")
+    assert "(flip self-ensemble)" in stdout and "self-ensemble" not in plain_out
+    for name in ("noisy", "bm3d", "dncnn"):  # the same noise draw, the other rows unchanged
+        assert results[name]["psnr"] == pytest.approx(plain[name]["psnr"], abs=1e-6), name
+    assert results["dilated"]["psnr"] != plain["dilated"]["psnr"]
+    assert abs(results["dilated"]["psnr"] - plain["dilated"]["psnr"]) < 1.0
+
+
 def test_denoise_benchmark_writes_every_method(tmp_path):
     stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25")
     assert "| dilated" in stdout
