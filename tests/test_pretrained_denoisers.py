@@ -41,12 +41,16 @@ NAMES = BLIND + BLIND_TRAINED_ON + SPECIFIC
 LEVEL_PREFERRED = [key for key in PREFERRED_WEIGHTS if key[1] != "blind"]
 
 
-def _train_script():
-    spec = importlib.util.spec_from_file_location("train_denoisers",
-                                                  ROOT / "scripts" / "train_denoisers.py")
+def _load_script(path: str):
+    """The script at ``ROOT / path`` as a module (scripts and benchmarks are not a package)."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _train_script():
+    return _load_script("scripts/train_denoisers.py")
 
 
 @pytest.mark.parametrize("name", NAMES + QUANTUM + list(FFDNET_LAYOUT))
@@ -226,19 +230,11 @@ def _denoise_benchmark_on_a_smooth_image(tmp_path, *noise_args: str):
     return done.stdout, json.loads(out.read_text())
 
 
-def _denoise_script():
-    spec = importlib.util.spec_from_file_location("denoise_benchmark",
-                                                  ROOT / "benchmarks" / "denoise.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("kind", ["flip", "transpose", "shift"])
 def test_self_ensemble_passes_undo_their_transform(kind):
     """With a denoiser that returns its input, each second pass and the ensemble are exact;
     with one that sees position, the pass differs (it is a real second look)."""
-    bench = _denoise_script()
+    bench = _load_script("benchmarks/denoise.py")
     y = np.random.default_rng(0).random((6, 10)).astype(np.float32)
     np.testing.assert_array_equal(bench.SECOND_PASS[kind](lambda z: z, y), y)
     np.testing.assert_allclose(bench._self_ensemble(lambda z: z, kind)(y), y)
