@@ -24,7 +24,10 @@ centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the b
 Besides the means, each method's JSON entry keeps ``psnr_per_image`` and ``psnr_interior``
 (the mean PSNR of the pixels more than ``--margin`` from the image's edge; default half the
 dilated net's receptive field, where it sees no padding), and a second table prints them
-per image: where a method loses, and whether it loses at the edges.
+per image: where a method loses, and whether it loses at the edges. ``--bands`` also splits
+each method's MSE by the spatial frequency of its error (:func:`dlmi_utils.metrics.error_bands`,
+radial bands in cycles per pixel that sum to the MSE; JSON ``error_bands``, the edges under
+``error_band_edges``): at which scales one method beats another.
 
 ``--photons N0`` takes quantum noise instead, ``Poisson(N0 x) / N0`` drawn with the same
 seeds, the noise of X-ray imaging: every method then runs on the Anscombe transform ``z``
@@ -43,6 +46,7 @@ Usage (from the repository root)::
     python benchmarks/denoise.py --sigma 15 --json denoise_s15.json --full-size
     python benchmarks/denoise.py --sigma 25 --image scan.dcm --crop 256
     python benchmarks/denoise.py --photons 100
+    python benchmarks/denoise.py --sigma 15 --bands
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_image_arg, print_table, time_call, write_json  # noqa: E402
 
 from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
-from dlmi_utils.metrics import psnr, ssim  # noqa: E402
+from dlmi_utils.metrics import DEFAULT_BANDS, error_bands, psnr, ssim  # noqa: E402
 from dlmi_utils.models import load_denoiser, pretrained_denoiser  # noqa: E402
 from dlmi_utils.models.denoisers import (  # noqa: E402
     anscombe,
@@ -162,6 +166,20 @@ class NoiseModel:
         return lambda y: inverse_anscombe(method(anscombe(y, n0).astype(np.float32)), n0)
 
 
+def _print_bands(results: dict[str, dict]) -> None:
+    """The mean MSE of each method split by the radial frequency of its error (x 1e5)."""
+    edges = DEFAULT_BANDS
+    labels = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    print("\nMSE x 1e5 by spatial frequency of the error (cycles / pixel; the bands sum to "
+          "the MSE)")
+    rows = [{"band": label, **{name: f"{1e5 * results[name]['error_bands'][k]:.2f}"
+                               for name in METHODS}}
+            for k, label in enumerate(labels)]
+    rows.append({"band": "MSE", **{name: f"{1e5 * sum(results[name]['error_bands']):.2f}"
+                                   for name in METHODS}})
+    print_table(rows, ["band", *METHODS])
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -215,6 +233,7 @@ def run(args) -> dict[str, dict[str, float]]:
         methods[kind](np.zeros((64, 64), np.float32))
     keys = ("psnr", "ssim", "seconds", "psnr_interior")
     scores = {name: {k: [] for k in keys} for name in METHODS}
+    bands: dict[str, list[list[float]]] = {name: [] for name in METHODS}
     for i, x in enumerate(images):
         y = noise.add(x, args.seed + i)
         for name in METHODS:
@@ -225,9 +244,13 @@ def run(args) -> dict[str, dict[str, float]]:
                 psnr(_interior(x, margin), _interior(out, margin), data_range=1.0))
             scores[name]["ssim"].append(ssim(x, out, data_range=1.0))
             scores[name]["seconds"].append(0.0 if name == "noisy" else seconds)
+            if args.bands:
+                bands[name].append(error_bands(x, out, DEFAULT_BANDS))
     results = {name: {k: float(np.mean(v)) for k, v in s.items()} for name, s in scores.items()}
     for name in METHODS:
         results[name]["psnr_per_image"] = [float(v) for v in scores[name]["psnr"]]
+        if args.bands:
+            results[name]["error_bands"] = np.mean(bands[name], axis=0).tolist()
     print(f"{noise.name} on {source}; torch threads {args.threads}; weights "
           f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}"
           + (f" ({args.self_ensemble} self-ensemble)" if args.self_ensemble else ""))
@@ -248,6 +271,9 @@ def run(args) -> dict[str, dict[str, float]]:
                                                 f"{results[name]['psnr_interior']:.2f}"
                                           for name in METHODS}})
     print_table(per_image, ["image", *METHODS])
+    if args.bands:
+        _print_bands(results)
+        results["error_band_edges"] = list(DEFAULT_BANDS)
     if args.full_size:
         full = full_size_run(args, nets["dilated"], noise)
         print(f"full size: {full['height']} x {full['width']} at {full['pixel_size_mm']} mm, "
@@ -280,6 +306,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                         help="edge excluded from psnr_interior (half the receptive field)")
     parser.add_argument("--full-size", action="store_true",
                         help="also denoise a native 4500 x 2800 film in tiles")
+    parser.add_argument("--bands", action="store_true",
+                        help="also split each method's MSE by the spatial frequency of its error")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.photons is not None and not args.photons > 0:

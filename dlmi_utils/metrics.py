@@ -14,6 +14,8 @@ MR image first); the ones with ``mask=`` average over a boolean region only (e.g
 - ``epi(ref, x)``: edge preservation index (Sattar et al. 1997), the correlation of the
   Laplacian-filtered images
 - ``coc(ref, x)``: coefficient of correlation (Pearson)
+- ``error_bands(ref, x, edges)``: the MSE split by the spatial frequency of the error (radial
+  bands of cycles per pixel; Parseval): which scales a method gets wrong
 
 ``data_range`` (the span of possible intensities, 1 for images in [0, 1]) defaults to
 ``ref.max() - ref.min()``; **pass it explicitly**, so that every method of a comparison is
@@ -229,6 +231,41 @@ def epi(ref: ArrayLike, x: ArrayLike, mask: ArrayLike | None = None) -> float:
     return _correlation(
         _select(ndimage.laplace(ref), m), _select(ndimage.laplace(x), m), "epi", "the Laplacian"
     )
+
+
+DEFAULT_BANDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75)
+
+
+def error_bands(ref: ArrayLike, x: ArrayLike, edges: Sequence[float] = DEFAULT_BANDS
+                ) -> list[float]:
+    """The MSE of ``x`` split by the spatial frequency of its error ``x - ref`` ``(..., H, W)``.
+
+    Entry ``k`` is the part of ``mse(ref, x)`` at radial frequencies ``|f|`` in
+    ``[edges[k], edges[k + 1])`` cycles per pixel (the last band closed), from the centred
+    orthonormal FFT over the last two axes: by Parseval the entries sum to ``mse(ref, x)`` when
+    the bands cover ``[0, sqrt(0.5)]`` (``|f|`` reaches 0.707 at the corner of the spectrum), as
+    the default edges do. White noise of variance ``v`` gives each band ``v`` times its share of
+    the spectrum's area; a denoiser's entries show which scales it gets wrong.
+    """
+    ref, x = _image_pair(ref, x, "error_bands")
+    if ref.ndim < 2:
+        raise ValueError(f"error_bands: needs images (..., H, W), got shape {ref.shape}")
+    edges = np.asarray(edges, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0) or edges[0] < 0:
+        raise ValueError(
+            f"error_bands: edges must be at least two increasing frequencies >= 0 (cycles per "
+            f"pixel), got {edges.tolist()}"
+        )
+    h, w = ref.shape[-2:]
+    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij"))
+    power = np.abs(np.fft.fft2(x - ref, norm="ortho")) ** 2  # sums to sum((x - ref)^2)
+    power = power.reshape(-1, h, w).sum(axis=0) / (x.size)
+    bands = []
+    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        last = k == len(edges) - 2
+        inside = (radius >= lo) & ((radius <= hi) if last else (radius < hi))
+        bands.append(float(power[inside].sum()))
+    return bands
 
 
 # ----------------------------------------------------------------------------- segmentation

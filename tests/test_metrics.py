@@ -302,3 +302,40 @@ def test_spacing_must_match_dimensions():
     a = _square((10, 10), 2, 2, 3)
     with pytest.raises(ValueError, match="spacing"):
         M.hausdorff_distance(a, a, spacing=(1.0, 1.0, 1.0))
+
+
+# ------------------------------------------------------------------ error by frequency band
+def test_error_bands_sum_to_the_mse_parseval(pair):
+    ref, x = pair
+    bands = M.error_bands(ref, x)
+    assert len(bands) == len(M.DEFAULT_BANDS) - 1
+    assert sum(bands) == pytest.approx(M.mse(ref, x), rel=1e-10)
+    assert M.error_bands(torch.from_numpy(ref), torch.from_numpy(x)) == pytest.approx(bands)
+
+
+def test_error_bands_put_white_noise_by_area_and_a_blur_error_low():
+    rng = np.random.default_rng(1)
+    ref = np.zeros((4, 128, 128))
+    noise = 0.1 * rng.standard_normal(ref.shape)
+    edges = (0.0, 0.25, 0.5, 0.75)
+    got = np.array(M.error_bands(ref, noise, edges))
+    f = np.fft.fftfreq(128)
+    radius = np.hypot(f[:, None], f[None, :])
+    area = np.array([np.mean((radius >= lo) & (radius < hi))
+                     for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
+    np.testing.assert_allclose(got / got.sum(), area, atol=0.01)  # white: flat spectrum
+    # a slow ramp error lives in the lowest band only
+    ramp = np.cos(2 * np.pi * 3 * np.arange(128) / 128)[None, :] * np.ones((128, 1))
+    low = M.error_bands(np.zeros((128, 128)), 0.01 * ramp, edges)
+    assert low[0] == pytest.approx(sum(low), rel=1e-12) and low[0] > 0
+
+
+def test_error_bands_name_bad_edges_and_shapes(pair):
+    ref, x = pair
+    for edges in ((0.1,), (0.0, 0.3, 0.2), (-0.1, 0.5)):
+        with pytest.raises(ValueError, match="edges must be"):
+            M.error_bands(ref, x, edges)
+    with pytest.raises(ValueError, match="needs images"):
+        M.error_bands(ref[0], x[0])
+    with pytest.raises(ValueError, match="same shape"):
+        M.error_bands(ref, x[:10])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from dlmi_utils.metrics import DEFAULT_BANDS
 from dlmi_utils.models import DilatedDenoiser, load_denoiser, pretrained_denoiser
 from dlmi_utils.models.denoisers import (
     PREFERRED_WEIGHTS,
@@ -267,6 +268,21 @@ def test_denoise_benchmark_writes_every_method(plain_benchmark_s25):
     assert "| smooth.npy" in stdout and f"interior (more than {margin} px" in stdout
     for name in ("bm3d", "dncnn", "dilated"):
         assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
+
+
+def test_denoise_benchmark_bands_split_each_mse_by_frequency(tmp_path, plain_benchmark_s25):
+    _, plain = plain_benchmark_s25
+    stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25", "--bands")
+    assert "by spatial frequency of the error" in stdout and "| [0, 0.05)" in stdout
+    assert results["error_band_edges"] == list(DEFAULT_BANDS)
+    for name in ("noisy", "bm3d", "dncnn", "dilated"):
+        bands = results[name]["error_bands"]
+        assert len(bands) == len(DEFAULT_BANDS) - 1 and min(bands) >= 0, name
+        # data_range 1: the bands sum to the MSE behind the PSNR, which --bands leaves alone
+        assert 10 * np.log10(1 / sum(bands)) == pytest.approx(results[name]["psnr"], abs=1e-6)
+        assert results[name]["psnr"] == pytest.approx(plain[name]["psnr"], abs=1e-6), name
+    # white noise fills the high bands; a denoiser of a smooth image leaves little there
+    assert results["dilated"]["error_bands"][-2] < 0.1 * results["noisy"]["error_bands"][-2]
 
 
 def test_denoise_benchmark_under_quantum_noise_runs_every_method_through_anscombe(tmp_path):
