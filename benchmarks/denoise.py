@@ -16,7 +16,9 @@ levels 15, 25, 50) drawn with ``--seed + i`` for image ``i``; every method denoi
 
 Images: by default the held-out case (``load_mammograms("test")``, the malignant case, never
 seen in training) at the pixel size of the weights (0.2 mm), one ``--crop`` x ``--crop`` crop
-inside the breast of each view (:func:`dlmi_utils.patches.breast_crops`); ``--image FILE``
+inside the breast of each view (:func:`dlmi_utils.patches.breast_crops`; ``--split train``: the
+training case instead, to compare a net's margin over BM3D on what it learned from with the
+held-out one, i.e. whether it overfits); ``--image FILE``
 (DICOM, NIfTI, PNG or ``.npy``, scaled to [0, 1]) takes that image instead, whole or
 centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the best of
 ``--repeat`` runs after one warm-up run of the networks.
@@ -105,12 +107,18 @@ def _images(args, pixel_size_mm: float) -> tuple[list[np.ndarray], list[str], st
         images = [_centre_crop(load_image_arg(f), args.crop) for f in args.image]
         return images, [Path(f).name for f in args.image], ", ".join(args.image)
     images, names = [], []
-    for m in load_mammograms("test", pixel_size_mm):
-        (r, c), = breast_crops(m.breast_mask, args.crop, 1)
+    for m in load_mammograms(args.split, pixel_size_mm):
+        try:
+            (r, c), = breast_crops(m.breast_mask, args.crop, 1)
+        except ValueError as err:
+            raise SystemExit(f"{m.case} {m.view}: no {args.crop} x {args.crop} crop lies inside "
+                             f"the breast; give a smaller --crop ({err})") from err
         images.append(np.ascontiguousarray(m.image[r : r + args.crop, c : c + args.crop]))
         names.append(f"{m.view} ({r}, {c})")
-    return images, names, (f"{len(images)} held-out crops {args.crop} x {args.crop} inside the "
-                           f"breast (case sfm-malign-0, {pixel_size_mm} mm)")
+    which = ("held-out crops", "sfm-malign-0") if args.split == "test" else (
+        "crops of the TRAINING case (seen in training: a check of overfitting)", "sfm-benign-0")
+    return images, names, (f"{len(images)} {which[0]} {args.crop} x {args.crop} inside the "
+                           f"breast (case {which[1]}, {pixel_size_mm} mm)")
 
 
 def _interior(image: np.ndarray, margin: int) -> np.ndarray:
@@ -293,6 +301,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                              "transform (the dilated row: dilated_pN0)")
     parser.add_argument("--image", nargs="+", help="images (DICOM, NIfTI, PNG, .npy) instead")
     parser.add_argument("--crop", type=int, default=256, help="crop side, 0: whole (256)")
+    parser.add_argument("--split", choices=("test", "train"), default="test",
+                        help="the mammograms' case: test, held out (default), or train, the "
+                             "one the nets learned from (a check of overfitting)")
     parser.add_argument("--dilated-weights", metavar="NAME",
                         help="shipped weights for the dilated row (default: those of the level)")
     parser.add_argument("--self-ensemble", choices=tuple(SECOND_PASS),
@@ -314,6 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         parser.error(f"--photons must be positive, got {args.photons:g}")
     if args.repeat < 1 or args.threads < 1 or args.tile < 64:
         parser.error("--repeat and --threads must be >= 1, --tile >= 64")
+    if args.image and args.split != "test":
+        parser.error("--split picks the mammograms' case; it has no meaning with --image")
     if not args.image and args.crop < 64:
         parser.error("--crop must be >= 64 for the held-out mammogram crops")
     results = run(args)

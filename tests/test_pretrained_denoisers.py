@@ -285,6 +285,25 @@ def test_denoise_benchmark_bands_split_each_mse_by_frequency(tmp_path, plain_ben
     assert results["dilated"]["error_bands"][-2] < 0.1 * results["noisy"]["error_bands"][-2]
 
 
+def test_denoise_benchmark_on_the_training_case_says_so(tmp_path):
+    """``--split train``: one crop per view of the case the nets learned from, labelled as such
+    (an overfitting check); with ``--image`` the option is refused."""
+    pytest.importorskip("bm3d")
+    bench = [sys.executable, str(ROOT / "benchmarks" / "denoise.py"), "--sigma", "15"]
+    out = tmp_path / "train.json"
+    done = subprocess.run([*bench, "--split", "train", "--crop", "96", "--json", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "TRAINING case" in done.stdout and "sfm-benign-0" in done.stdout
+    assert len(json.loads(out.read_text())["dilated"]["psnr_per_image"]) == 4
+    bad = subprocess.run([*bench, "--split", "train", "--image", "x.npy"], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "no meaning with --image" in bad.stderr
+    too_big = subprocess.run([*bench, "--split", "train", "--crop", "2000"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert too_big.returncode != 0 and "give a smaller --crop" in too_big.stderr
+
+
 def test_denoise_benchmark_under_quantum_noise_runs_every_method_through_anscombe(tmp_path):
     stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--photons", "100")
     assert "quantum noise N0 = 100" in stdout and "dilated_p100" in stdout
