@@ -241,7 +241,7 @@ def error_bands(ref: ArrayLike, x: ArrayLike, edges: Sequence[float] = DEFAULT_B
     """The MSE of ``x`` split by the spatial frequency of its error ``x - ref`` ``(..., H, W)``.
 
     Entry ``k`` is the part of ``mse(ref, x)`` at radial frequencies ``|f|`` in
-    ``[edges[k], edges[k + 1])`` cycles per pixel (the last band closed), from the centred
+    ``[edges[k], edges[k + 1])`` cycles per pixel (the last band closed), from the
     orthonormal FFT over the last two axes: by Parseval the entries sum to ``mse(ref, x)`` when
     the bands cover ``[0, sqrt(0.5)]`` (``|f|`` reaches 0.707 at the corner of the spectrum), as
     the default edges do. White noise of variance ``v`` gives each band ``v`` times its share of
@@ -259,7 +259,7 @@ def error_bands(ref: ArrayLike, x: ArrayLike, edges: Sequence[float] = DEFAULT_B
     h, w = ref.shape[-2:]
     radius = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij"))
     power = np.abs(np.fft.fft2(x - ref, norm="ortho")) ** 2  # sums to sum((x - ref)^2)
-    power = power.reshape(-1, h, w).sum(axis=0) / (x.size)
+    power = power.reshape(-1, h, w).sum(axis=0) / x.size
     bands = []
     for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
         last = k == len(edges) - 2
