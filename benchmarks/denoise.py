@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.image and args.split != "test":
         parser.error("--split picks the mammograms' case; it has no meaning with --image")
     if not args.image and args.crop < 64:
-        parser.error("--crop must be >= 64 for the held-out mammogram crops")
+        parser.error("--crop must be >= 64 for the mammogram crops")
     results = run(args)
     if args.json:
         write_json(args.json, results)

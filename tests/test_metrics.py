@@ -313,7 +313,7 @@ def test_error_bands_sum_to_the_mse_parseval(pair):
     assert M.error_bands(torch.from_numpy(ref), torch.from_numpy(x)) == pytest.approx(bands)
 
 
-def test_error_bands_put_white_noise_by_area_and_a_blur_error_low():
+def test_error_bands_put_white_noise_by_area_and_a_slow_error_low():
     rng = np.random.default_rng(1)
     ref = np.zeros((4, 128, 128))
     noise = 0.1 * rng.standard_normal(ref.shape)
@@ -324,7 +324,7 @@ def test_error_bands_put_white_noise_by_area_and_a_blur_error_low():
     area = np.array([np.mean((radius >= lo) & (radius < hi))
                      for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
     np.testing.assert_allclose(got / got.sum(), area, atol=0.01)  # white: flat spectrum
-    # a slow ramp error lives in the lowest band only
+    # a slow cosine (3 periods across the image) lives in the lowest band only
     ramp = np.cos(2 * np.pi * 3 * np.arange(128) / 128)[None, :] * np.ones((128, 1))
     low = M.error_bands(np.zeros((128, 128)), 0.01 * ramp, edges)
     assert low[0] == pytest.approx(sum(low), rel=1e-12) and low[0] > 0
