@@ -23,6 +23,13 @@ held-out one, i.e. whether it overfits); ``--image FILE``
 centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the best of
 ``--repeat`` runs after one warm-up run of the networks.
 
+``--wiener`` adds the row ``dilated+wiener``: the dilated net's estimate taken as the pilot of
+an empirical Wiener step on the same ``y`` (BM3D's second step, in 32 x 32 DCT windows every
+8 pixels, without BM3D's grouping of similar windows:
+:func:`dlmi_utils.wiener.wiener_refine`), averaged with the net's estimate
+(``pilot_weight=0.5``, chosen on the validation crops of the training case). A hybrid of the
+net and a classical filter, timed as a whole.
+
 Besides the means, each method's JSON entry keeps ``psnr_per_image`` and ``psnr_interior``
 (the mean PSNR of the pixels more than ``--margin`` from the image's edge; default half the
 dilated net's receptive field, where it sees no padding), and a second table prints them
@@ -81,8 +88,10 @@ from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise  # noqa: E402
 from dlmi_utils.patches import breast_crops  # noqa: E402
 from dlmi_utils.pretrained import load_meta  # noqa: E402
 from dlmi_utils.tiling import model_plan, pixel_grid, predict_tiled  # noqa: E402
+from dlmi_utils.wiener import wiener_refine  # noqa: E402
 
 METHODS = ("noisy", "bm3d", "dncnn", "dilated")
+WIENER_ROW = "dilated+wiener"  # --wiener
 
 
 def _import_bm3d():
@@ -174,18 +183,24 @@ class NoiseModel:
         return lambda y: inverse_anscombe(method(anscombe(y, n0).astype(np.float32)), n0)
 
 
-def _print_bands(results: dict[str, dict]) -> None:
+def _wiener_refined(run, level: float):
+    """``run``'s estimate as the pilot of an empirical Wiener step on the same ``y``, averaged
+    with it (:func:`dlmi_utils.wiener.wiener_refine`, ``pilot_weight=0.5``)."""
+    return lambda y: wiener_refine(y, run(y), level, pilot_weight=0.5)
+
+
+def _print_bands(results: dict[str, dict], methods: tuple[str, ...]) -> None:
     """The mean MSE of each method split by the radial frequency of its error (x 1e5)."""
     edges = DEFAULT_BANDS
     labels = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     print("\nMSE x 1e5 by spatial frequency of the error (cycles / pixel; the bands sum to "
           "the MSE)")
     rows = [{"band": label, **{name: f"{1e5 * results[name]['error_bands'][k]:.2f}"
-                               for name in METHODS}}
+                               for name in methods}}
             for k, label in enumerate(labels)]
     rows.append({"band": "MSE", **{name: f"{1e5 * sum(results[name]['error_bands']):.2f}"
-                                   for name in METHODS}})
-    print_table(rows, ["band", *METHODS])
+                                   for name in methods}})
+    print_table(rows, ["band", *methods])
 
 
 def _peak_rss_mb() -> float:
@@ -229,22 +244,26 @@ def run(args) -> dict[str, dict[str, float]]:
     pixel_size = load_meta(nets["dilated"].weights_name)["pixel_size_mm"]
     images, names, source = _images(args, pixel_size)
     margin = args.margin if args.margin is not None else receptive_field(nets["dilated"]) // 2
+    dilated_run = _network(nets["dilated"], args.tile)
+    if args.self_ensemble:
+        dilated_run = _self_ensemble(dilated_run, args.self_ensemble)
     methods = {
         "noisy": lambda y: y,
         "bm3d": noise.wrap(lambda y: bm3d.bm3d(y.astype(np.float64), sigma_psd=noise.level)),
         "dncnn": noise.wrap(_network(nets["dncnn"], args.tile)),
-        "dilated": noise.wrap(_network(nets["dilated"], args.tile) if not args.self_ensemble
-                              else _self_ensemble(_network(nets["dilated"], args.tile),
-                                                  args.self_ensemble)),
+        "dilated": noise.wrap(dilated_run),
     }
-    for kind in ("dncnn", "dilated"):  # warm-up: first calls allocate and pick kernels
-        methods[kind](np.zeros((64, 64), np.float32))
+    if args.wiener:
+        methods[WIENER_ROW] = noise.wrap(_wiener_refined(dilated_run, noise.level))
+    names_ = tuple(methods)
+    for name in names_[2:]:  # warm-up: first calls allocate and pick kernels
+        methods[name](np.zeros((64, 64), np.float32))
     keys = ("psnr", "ssim", "seconds", "psnr_interior")
-    scores = {name: {k: [] for k in keys} for name in METHODS}
-    bands: dict[str, list[list[float]]] = {name: [] for name in METHODS}
+    scores = {name: {k: [] for k in keys} for name in names_}
+    bands: dict[str, list[list[float]]] = {name: [] for name in names_}
     for i, x in enumerate(images):
         y = noise.add(x, args.seed + i)
-        for name in METHODS:
+        for name in names_:
             out, seconds = time_call(methods[name], y, repeat=args.repeat)
             out = np.asarray(out, dtype=np.float64)
             scores[name]["psnr"].append(psnr(x, out, data_range=1.0))
@@ -255,7 +274,7 @@ def run(args) -> dict[str, dict[str, float]]:
             if args.bands:
                 bands[name].append(error_bands(x, out, DEFAULT_BANDS))
     results = {name: {k: float(np.mean(v)) for k, v in s.items()} for name, s in scores.items()}
-    for name in METHODS:
+    for name in names_:
         results[name]["psnr_per_image"] = [float(v) for v in scores[name]["psnr"]]
         if args.bands:
             results[name]["error_bands"] = np.mean(bands[name], axis=0).tolist()
@@ -263,7 +282,7 @@ def run(args) -> dict[str, dict[str, float]]:
           f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}"
           + (f" ({args.self_ensemble} self-ensemble)" if args.self_ensemble else ""))
     rows = []
-    for name in METHODS:
+    for name in names_:
         r = results[name]
         speedup = results["bm3d"]["seconds"] / r["seconds"] if r["seconds"] > 0 else float("nan")
         rows.append({"method": name, "PSNR (dB)": r["psnr"], "SSIM": f"{r['ssim']:.4f}",
@@ -273,14 +292,14 @@ def run(args) -> dict[str, dict[str, float]]:
     print(f"\nPSNR (dB) per image, whole / interior (more than {margin} px from the edge)")
     per_image = [{"image": n, **{name: f"{scores[name]['psnr'][i]:.2f} / "
                                        f"{scores[name]['psnr_interior'][i]:.2f}"
-                                 for name in METHODS}}
+                                 for name in names_}}
                  for i, n in enumerate(names)]
     per_image.append({"image": "mean", **{name: f"{results[name]['psnr']:.2f} / "
                                                 f"{results[name]['psnr_interior']:.2f}"
-                                          for name in METHODS}})
-    print_table(per_image, ["image", *METHODS])
+                                          for name in names_}})
+    print_table(per_image, ["image", *names_])
     if args.bands:
-        _print_bands(results)
+        _print_bands(results, names_)
         results["error_band_edges"] = list(DEFAULT_BANDS)
     if args.full_size:
         full = full_size_run(args, nets["dilated"], noise)
@@ -319,6 +338,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                         help="also denoise a native 4500 x 2800 film in tiles")
     parser.add_argument("--bands", action="store_true",
                         help="also split each method's MSE by the spatial frequency of its error")
+    parser.add_argument("--wiener", action="store_true",
+                        help=f"add the row {WIENER_ROW!r}: the dilated net's estimate as the pilot "
+                             "of an empirical Wiener step (BM3D's second), averaged with it")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.photons is not None and not args.photons > 0:

@@ -285,6 +285,19 @@ def test_denoise_benchmark_bands_split_each_mse_by_frequency(tmp_path, plain_ben
     assert results["dilated"]["error_bands"][-2] < 0.1 * results["noisy"]["error_bands"][-2]
 
 
+def test_denoise_benchmark_wiener_adds_the_hybrid_row(tmp_path, plain_benchmark_s25):
+    _, plain = plain_benchmark_s25
+    stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25", "--wiener")
+    assert "| dilated+wiener" in stdout
+    assert set(results) == {"noisy", "bm3d", "dncnn", "dilated", "dilated+wiener"}
+    for name in ("noisy", "bm3d", "dncnn", "dilated"):  # same noise draw, rows unchanged
+        assert results[name]["psnr"] == pytest.approx(plain[name]["psnr"], abs=1e-6), name
+    hybrid = results["dilated+wiener"]
+    assert hybrid["psnr"] != results["dilated"]["psnr"]
+    assert abs(hybrid["psnr"] - results["dilated"]["psnr"]) < 1.5
+    assert hybrid["seconds"] > 0
+
+
 def test_denoise_benchmark_on_the_training_case_says_so(tmp_path):
     """``--split train``: one crop per view of the case the nets learned from, labelled as such
     (an overfitting check); with ``--image`` the option is refused."""
