@@ -98,7 +98,7 @@ def _overlap_add(windows: torch.Tensor, size: tuple[int, int], stride: int) -> t
 
 
 def wiener_refine(noisy: Array, pilot: Array, sigma: float, patch: int = 32, stride: int = 8,
-                  pilot_weight: float = 0.0, rows_per_chunk: int = 64) -> Array:
+                  pilot_weight: float = 0.0, rows_per_chunk: int = 16) -> Array:
     """Filter ``noisy`` ``(H, W)`` again, guided by ``pilot`` ``(H, W)``: the empirical Wiener
     step of BM3D in overlapping ``patch`` x ``patch`` DCT windows, one every ``stride`` pixels.
 
