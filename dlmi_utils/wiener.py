@@ -82,7 +82,7 @@ def _check(y: torch.Tensor, p: torch.Tensor, sigma: float, patch: int, stride: i
 
 def _pad(size: int, patch: int, stride: int) -> tuple[int, int]:
     """Padding before and after an axis so that every pixel is covered by the same number of
-    windows (``ceil(patch / stride)`` when ``stride`` divides ``patch``)."""
+    windows (``patch / stride`` along each axis when ``stride`` divides ``patch``)."""
     before = patch - stride
     after = patch - stride
     after += (-(size + before + after - patch)) % stride  # the last window ends at the edge
