@@ -39,14 +39,23 @@ the same noise and the PSNR of the record is measured in that domain. Weights
         --patch-size 64 --batch-size 16 --threads 1 --lr 2e-4 --steps 200 --epochs 40 \
         --edge-fraction 0.25 --init dilated_s12.75
 
-The DnCNN the lab and the benchmark use, ``dncnn_blindB``, is ``dncnn_blind`` (400 blind
-steps) trained on with the border, strip and anywhere patches of the dilated nets
+The blind DnCNN the lab uses, ``dncnn_blindB``, is ``dncnn_blind`` (400 blind steps)
+trained on with the border, strip and anywhere patches of the dilated nets
 (``benchmarks/README.md`` has the dilated nets' commands of the same kind):
 
     nice -n 10 python scripts/train_denoisers.py --kind dncnn --depth 17 --sigma-range 10 55 \
         --val-sigma 25 --features 32 --patch-size 64 --batch-size 16 --threads 1 --lr 1e-3 \
         --steps 200 --epochs 30 --edge-fraction 0.25 --edge-lines 0.5 \
         --anywhere-fraction 0.1 --init dncnn_blind --name dncnn_blindB
+
+and the DnCNN of each benchmark level (``dncnn_s15``, ``dncnn_s25``, which
+``pretrained_name("dncnn", S)`` picks) is ``dncnn_blindB`` trained on at that level
+(4400 steps, 55 min on one thread):
+
+    nice -n 10 python scripts/train_denoisers.py --kind dncnn --depth 17 --sigma S \
+        --features 32 --patch-size 64 --batch-size 16 --threads 1 --lr 3e-4 --steps 200 \
+        --epochs 22 --edge-fraction 0.25 --edge-lines 0.5 --anywhere-fraction 0.1 \
+        --init dncnn_blindB --name dncnn_sS
 
 ``--ablation`` trains short runs of the dilated net with the L2, L1 and L1+MS-SSIM losses
 (Zhao et al. 2017), same data, steps and seed, and records their validation PSNR / SSIM /
