@@ -10,7 +10,9 @@ gives fixed validation crops with a fixed noise draw, whose PSNR is recorded in 
     nice -n 10 python scripts/train_denoisers.py --kind dncnn --sigma 15
     nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --ablation
 
-``--init NAME`` starts from shipped weights of the same kind and width: the shipped
+``--init NAME`` starts from shipped weights of the same kind and layout (a dilated net may
+be wider, ``--features``: ``widen``, or deeper, ``--dilations``: ``deepen``; both keep the
+function NAME computes, then train on): the shipped
 ``dilated_s15`` / ``dilated_s25`` (the benchmark's levels) and ``dilated_s12.75`` (Lab 04's
 quantum noise at N0 = 100 after the Anscombe transform, std 255 / (2 sqrt(N0)) = 12.75) are
 ``dilated_blind`` trained on for one noise level, with the command below (``--sigma`` changed).
@@ -93,6 +95,7 @@ from dlmi_utils.models.denoisers import (
     deepen,
     matched_layers,
     receptive_field,
+    widen,
 )
 from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise
 from dlmi_utils.patches import (
@@ -169,7 +172,8 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
     loader = DataLoader(pairs, batch_size=args.batch_size, shuffle=False)
     model = build_denoiser(args.kind, **model_kwargs(args))
     if args.init:
-        model = init_model(args.init, model, calibration=lambda: next(iter(loader))[0])
+        model = init_model(args.init, model, calibration=lambda: next(iter(loader))[0],
+                           seed=args.seed)
     val_sigma = validation_sigma(args)
     device = get_device(args.device)
     history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size, photons=photons),
@@ -194,16 +198,20 @@ def validation_sigma(args: argparse.Namespace) -> float | None:
 
 
 def check_init(args: argparse.Namespace) -> None:
-    """Refuse ``--init`` weights of another kind or width, or dilations that ``deepen``
-    cannot grow them to, before any data is loaded."""
+    """Refuse ``--init`` weights of another kind or layout, a dilated net narrower than them,
+    or dilations that ``deepen`` cannot grow them to, before any data is loaded."""
     meta = load_meta(args.init)
     init_config = build_denoiser(meta["kind"], **meta["model_kwargs"]).config
     config = build_denoiser(args.kind, **model_kwargs(args)).config
-    if meta["kind"] != args.kind or ({**init_config, "dilations": None}
-                                      != {**config, "dilations": None}):
+    grown = {"dilations": None, "features": None} if args.kind == "dilated" else {}
+    if meta["kind"] != args.kind or {**init_config, **grown} != {**config, **grown}:
         raise SystemExit(f"--init {args.init} is a {meta['kind']} {meta['model_kwargs']}, not "
                          f"the {args.kind} {config} asked for; give the same --kind and --features "
                          "(and --unshuffle)")
+    if config["features"] < init_config["features"]:
+        raise SystemExit(f"--init {args.init} has {init_config['features']} features; a dilated "
+                         f"net can be widened from it (--features >= {init_config['features']}), "
+                         f"not narrowed to {config['features']}")
     if init_config.get("dilations") != config.get("dilations"):
         try:
             matched_layers(init_config["dilations"], config["dilations"])
@@ -212,15 +220,21 @@ def check_init(args: argparse.Namespace) -> None:
 
 
 def init_model(name: str, model: torch.nn.Module,
-               calibration: Callable[[], torch.Tensor]) -> torch.nn.Module:
+               calibration: Callable[[], torch.Tensor], seed: int = 0) -> torch.nn.Module:
     """``model`` (training mode) with the shipped weights ``name``; a dilated net with more
-    dilations than ``name`` is ``name`` deepened (``deepen``: new layers start as identities,
-    calibrated on the noisy batch ``calibration()``, drawn only then)."""
+    features than ``name`` is ``name`` widened (``widen``: new channels drawn with ``seed``,
+    unseen by the old ones), one with more dilations is ``name`` deepened (``deepen``: new
+    layers start as identities, calibrated on the noisy batch ``calibration()``, drawn only
+    then); the function is kept either way."""
     meta = load_meta(name)
-    if meta["model_kwargs"].get("dilations") == model.config.get("dilations"):  # DnCNN: None
+    if meta["model_kwargs"] == {k: model.config[k] for k in meta["model_kwargs"]}:
         return load_pretrained(name, model)[0].train()
-    shallow = load_pretrained(name, build_denoiser(meta["kind"], **meta["model_kwargs"]))[0]
-    return deepen(shallow, model.config["dilations"], calibration()).train()
+    init = load_pretrained(name, build_denoiser(meta["kind"], **meta["model_kwargs"]))[0]
+    if init.config["features"] != model.config["features"]:
+        init = widen(init, model.config["features"], seed=seed)
+    if init.config["dilations"] != model.config["dilations"]:
+        init = deepen(init, model.config["dilations"], calibration())
+    return init.train()
 
 
 def init_record(name: str | None) -> dict[str, Any] | None:
@@ -289,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default=None, help="cpu or cuda (default: the GPU if there is one)")
     p.add_argument("--init", default=None,
-                   help="start from these shipped weights (same kind and width)")
+                   help="start from these shipped weights (same kind and layout; a dilated "
+                        "net may be wider, --features, or deeper, --dilations)")
     p.add_argument("--name", help="weights name (default {kind}_s{sigma} or {kind}_blind)")
     p.add_argument("--ablation", action="store_true",
                    help="loss ablation (short runs) recorded in the json of --name")

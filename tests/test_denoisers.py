@@ -17,6 +17,7 @@ from dlmi_utils.models.denoisers import (
     fold_batch_norm,
     inverse_anscombe,
     vst_sigma,
+    widen,
 )
 from dlmi_utils.noise import add_poisson_noise
 
@@ -307,6 +308,39 @@ def test_deepen_refuses_dilations_that_drop_or_reorder_the_model_layers():
         deepen(DilatedDenoiser(features=8, batch_norm=False), (1, 2, 3, 4, 4, 3, 2, 1), calibration)
     with pytest.raises(TypeError, match="DilatedDenoiser"):
         deepen(DnCNN(features=8, depth=5), (1, 1, 1, 1, 1, 1), calibration)
+
+
+@pytest.mark.parametrize("unshuffle", [1, 2])
+def test_a_widened_net_computes_the_same_function_and_its_new_channels_learn(unshuffle):
+    model = _with_trained_batch_norms(DilatedDenoiser(features=8, unshuffle=unshuffle))
+    y = torch.rand(2, 1, 37, 41, generator=torch.Generator().manual_seed(3))
+    wider = widen(model, 12, seed=1)
+    assert wider.config == {**model.config, "features": 12} and not wider.training
+    assert count_parameters(wider) > count_parameters(model)
+    assert receptive_field(wider) == receptive_field(model)
+    with torch.no_grad():
+        expected = model(y)
+        assert (expected - y).abs().max() > 0.1  # the check would see a dropped layer
+        assert torch.allclose(wider(y), expected, atol=1e-5)
+        model.train(), wider.train()  # batch statistics: the old channels' are unchanged
+        assert torch.allclose(wider(y), model(y), atol=1e-5)
+    # the new channels are active, so the zero weights out of them get gradients
+    wider.zero_grad()
+    ((wider(y) - y * 0.5) ** 2).mean().backward()
+    last = wider.body[-1].weight.grad
+    assert last[:, 8:].abs().sum() > 0 and wider.body[3][0].weight.grad[:8, 8:].abs().sum() > 0
+    # the same seed draws the same new channels
+    assert torch.equal(widen(model, 12, seed=1).body[2][0].weight, widen(model, 12, seed=1)
+                       .body[2][0].weight)
+    assert not torch.equal(widen(model, 12, seed=1).body[2][0].weight[8:],
+                           widen(model, 12, seed=2).body[2][0].weight[8:])
+
+
+def test_widen_refuses_a_narrower_width_and_other_nets():
+    with pytest.raises(ValueError, match=">= the model's 8"):
+        widen(DilatedDenoiser(features=8), 6)
+    with pytest.raises(TypeError, match="DilatedDenoiser"):
+        widen(DnCNN(features=8, depth=5), 12)
 
 
 def test_folding_a_net_without_batch_norm_changes_nothing():

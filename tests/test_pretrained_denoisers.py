@@ -352,11 +352,30 @@ def test_denoise_benchmark_under_quantum_noise_runs_every_method_through_anscomb
 
 
 def test_init_from_weights_of_another_network_is_a_clear_error():
+    common = ["--sigma", "25", "--steps", "1", "--epochs", "1", "--name", "never_written"]
     with pytest.raises(SystemExit, match="give the same --kind and --features"):
-        _train_script().main(["--kind", "dilated", "--features", "16", "--sigma", "25",
-                              "--steps", "1", "--epochs", "1", "--init", "dilated_blind",
-                              "--name", "never_written"])
+        _train_script().main(["--kind", "dilated", "--features", "32", "--unshuffle", "2",
+                              "--init", "dilated_blind", *common])
+    with pytest.raises(SystemExit, match="give the same --kind and --features"):
+        _train_script().main(["--kind", "dncnn", "--features", "64", "--init", "dncnn_blindB",
+                              *common])  # a DnCNN is not widened
+    with pytest.raises(SystemExit, match=r"widened from it \(--features >= 32\)"):
+        _train_script().main(["--kind", "dilated", "--features", "16", "--init", "dilated_blind",
+                              *common])
     assert "never_written" not in available()
+
+
+def test_init_of_a_wider_net_starts_from_the_shipped_function():
+    """``--init dilated2x_s15B --features 96``: the shipped net widened, the same outputs."""
+    td = _train_script()
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(2, 1, 48, 48, generator=g) * 0.6 + 0.2
+         + torch.randn(2, 1, 48, 48, generator=g) * 15 / 255)
+    wider = td.init_model("dilated2x_s15B", DilatedDenoiser(features=96, unshuffle=2),
+                          calibration=lambda: pytest.fail("no calibration to widen"), seed=0)
+    assert wider.training and wider.config["features"] == 96
+    with torch.no_grad():
+        assert torch.allclose(wider.eval()(y), load_denoiser("dilated2x_s15B")(y), atol=1e-4)
 
 
 def test_init_of_a_deeper_net_starts_from_the_shipped_function():

@@ -293,6 +293,49 @@ def deepen(model: DilatedDenoiser, dilations: Sequence[int], calibration: torch.
     return deeper.train(model.training)
 
 
+@torch.no_grad()
+def widen(model: DilatedDenoiser, features: int, seed: int = 0) -> DilatedDenoiser:
+    """A wider copy of a trained ``model`` (``features`` channels per hidden layer) that
+    computes the same function: more channels to train on, without starting over.
+
+    The model's channels keep their weights and batch norms. Each new channel gets a He
+    initialised kernel over all the inputs of its layer (drawn from ``seed``, layer by layer),
+    and the kernel weights *from* new channels to the model's channels, and to the output,
+    start at zero: the old outputs do not see them yet, in eval and in training mode, but the
+    gradients into those zeros do not vanish (the new channels are active), so training brings
+    them in. Net2WiderNet (Chen et al. 2016) splits copies of units instead; zeros keep the
+    function exactly, batch norm included.
+    """
+    if not isinstance(model, DilatedDenoiser):
+        raise TypeError(f"widen takes a DilatedDenoiser, got {type(model).__name__}")
+    old = int(model.config["features"])
+    if int(features) != features or features < old:
+        raise ValueError(f"features must be an integer >= the model's {old}, got {features}")
+    wider = DilatedDenoiser(**{**model.config, "features": int(features)})
+    wider = wider.to(next(model.parameters()).device)
+    gen = torch.Generator().manual_seed(seed)
+    convs = [blk[0] if isinstance(blk, nn.Sequential) else blk for blk in wider.body]
+    old_convs = [blk[0] if isinstance(blk, nn.Sequential) else blk for blk in model.body]
+    for conv, src in zip(convs, old_convs, strict=True):
+        o, i = src.weight.shape[:2]
+        fan_in = conv.weight.shape[1] * 9
+        w = torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5
+        w[:o, i:] = 0.0  # the old channels, and the output, do not see the new ones yet
+        w[:o, :i] = src.weight.cpu()
+        conv.weight.copy_(w)
+        if conv.bias is not None:
+            conv.bias.zero_()
+            conv.bias[:o] = src.bias
+    for blk, src in zip(wider.body, model.body, strict=True):
+        if isinstance(blk, nn.Sequential) and len(blk) == 3:  # conv, BN, ReLU
+            bn, sbn = blk[1], src[1]
+            o = sbn.num_features
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(bn, name)[:o] = getattr(sbn, name)
+            bn.num_batches_tracked.copy_(sbn.num_batches_tracked)
+    return wider.train(model.training)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
