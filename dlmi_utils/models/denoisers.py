@@ -314,9 +314,9 @@ def widen(model: DilatedDenoiser, features: int, seed: int = 0) -> DilatedDenois
     wider = DilatedDenoiser(**{**model.config, "features": int(features)})
     wider = wider.to(next(model.parameters()).device)
     gen = torch.Generator().manual_seed(seed)
-    convs = [blk[0] if isinstance(blk, nn.Sequential) else blk for blk in wider.body]
-    old_convs = [blk[0] if isinstance(blk, nn.Sequential) else blk for blk in model.body]
-    for conv, src in zip(convs, old_convs, strict=True):
+    for blk, src_blk in zip(wider.body, model.body, strict=True):
+        # conv [, BN], ReLU blocks, and the last conv alone
+        conv, src = (blk[0], src_blk[0]) if isinstance(blk, nn.Sequential) else (blk, src_blk)
         o, i = src.weight.shape[:2]
         fan_in = conv.weight.shape[1] * 9
         w = torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5
@@ -326,13 +326,11 @@ def widen(model: DilatedDenoiser, features: int, seed: int = 0) -> DilatedDenois
         if conv.bias is not None:
             conv.bias.zero_()
             conv.bias[:o] = src.bias
-    for blk, src in zip(wider.body, model.body, strict=True):
-        if isinstance(blk, nn.Sequential) and len(blk) == 3:  # conv, BN, ReLU
-            bn, sbn = blk[1], src[1]
-            o = sbn.num_features
+        if isinstance(blk, nn.Sequential) and isinstance(blk[1], nn.BatchNorm2d):
+            bn, src_bn = blk[1], src_blk[1]
             for name in ("weight", "bias", "running_mean", "running_var"):
-                getattr(bn, name)[:o] = getattr(sbn, name)
-            bn.num_batches_tracked.copy_(sbn.num_batches_tracked)
+                getattr(bn, name)[:o] = getattr(src_bn, name)
+            bn.num_batches_tracked.copy_(src_bn.num_batches_tracked)
     return wider.train(model.training)
 
 
