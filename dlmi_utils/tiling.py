@@ -97,10 +97,14 @@ def _axis_weights(start: int, length: int, size: int, overlap: int, blend: str) 
 
 def pixel_grid(model: nn.Module) -> int:
     """The shift (pixels) under which ``model`` is equivariant: the product of its
-    ``PixelUnshuffle`` factors (1 for a plain CNN). A net on the 2 x 2 unshuffled image gives
-    the same output for a tile only if the tile starts on its 2 x 2 grid."""
-    return math.prod(int(m.downscale_factor) for m in model.modules()
-                     if isinstance(m, nn.PixelUnshuffle))
+    ``PixelUnshuffle`` factors and of the strides of its convolutions and poolings (1 for a
+    plain CNN). A net on the 2 x 2 unshuffled image gives the same output for a tile only if
+    the tile starts on its 2 x 2 grid; a U-Net with two stride-2 levels on it, on an 8 x 8 one."""
+    factors = [int(m.downscale_factor) if isinstance(m, nn.PixelUnshuffle) else
+               int(m.stride[0] if isinstance(m.stride, tuple) else m.stride)
+               for m in model.modules()
+               if isinstance(m, (nn.PixelUnshuffle, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
+    return math.prod(factors)
 
 
 def default_overlap(model: nn.Module) -> int:

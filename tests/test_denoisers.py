@@ -8,6 +8,7 @@ from torch import nn
 from dlmi_utils.models import DilatedDenoiser, DnCNN, receptive_field
 from dlmi_utils.models.denoisers import (
     IRCNN_DILATIONS,
+    ResUNetDenoiser,
     anscombe,
     anscombe_mean,
     build_denoiser,
@@ -20,6 +21,7 @@ from dlmi_utils.models.denoisers import (
     widen,
 )
 from dlmi_utils.noise import add_poisson_noise
+from dlmi_utils.tiling import pixel_grid
 
 
 def _impulse_response_width(model: nn.Module, size: int = 81) -> int:
@@ -348,3 +350,101 @@ def test_folding_a_net_without_batch_norm_changes_nothing():
     y = torch.rand(1, 1, 20, 20)
     with torch.no_grad():
         assert torch.allclose(fold_batch_norm(model)(y), model(y), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- ResUNet
+def _gradient_receptive_field(model: nn.Module, size: int, grid: int) -> int:
+    """The widest span of input rows that one output pixel depends on (autograd), over the
+    ``grid`` positions of a strided net's pixel grid, with every weight non-zero."""
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, std=0.5)
+    model = model.double().eval()
+    widest = 0
+    for phase in range(grid):
+        x = torch.rand(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+        model(x)[0, 0, size // 2 + phase, size // 2].backward()
+        rows = torch.nonzero(x.grad[0, 0].abs().sum(dim=1) > 0).flatten()
+        widest = max(widest, int(rows.max() - rows.min() + 1))
+    return widest
+
+
+@pytest.mark.parametrize("features, blocks, unshuffle", [((4, 8), 1, 2), ((4, 8, 8), 1, 1),
+                                                         ((4, 4, 8), 2, 2)])
+def test_resunet_receptive_field_is_that_of_its_deepest_path(features, blocks, unshuffle):
+    model = ResUNetDenoiser(features=features, blocks=blocks, unshuffle=unshuffle)
+    grid = pixel_grid(model)
+    assert grid == unshuffle * 2 ** (len(features) - 1)
+    r = receptive_field(model)
+    assert _gradient_receptive_field(model, size=r + 4 * grid, grid=grid) == r
+
+
+def test_resunet_layout_of_the_benchmark_sees_180_pixels():
+    model = ResUNetDenoiser(features=(32, 64, 128), blocks=2, unshuffle=2)
+    assert receptive_field(model) == 180 and pixel_grid(model) == 8
+    assert count_parameters(model) == 1_044_292
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 37, 53), (1, 1, 1, 5), (1, 1, 64, 64)])
+def test_resunet_keeps_any_size_and_learns_the_residual(shape):
+    model = ResUNetDenoiser(features=(4, 8, 8), blocks=1).eval()
+    x = torch.rand(*shape)
+    with torch.no_grad():
+        assert torch.equal(model(x), x), "zero last layer and identity blocks give y back"
+        nn.init.normal_(model.tail.weight)
+        out = model(x)
+    assert out.shape == x.shape and not torch.equal(out, x)
+    assert torch.allclose(out, x - model.residual_map(x))
+
+
+def test_resunet_of_an_image_is_the_crop_of_the_resunet_of_its_padded_image():
+    model = ResUNetDenoiser(features=(4, 8), blocks=1).eval()
+    nn.init.normal_(model.tail.weight)
+    x = torch.rand(1, 1, 13, 22)
+    padded = nn.functional.pad(x, (0, 2, 0, 3), mode="replicate")  # to the 4 x 4 grid
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(padded)[..., :13, :22], atol=1e-6)
+
+
+def test_resunet_channels_last_copy_gives_the_same_output():
+    model = ResUNetDenoiser(features=(4, 8), blocks=1).eval()
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, std=0.3)
+    x = torch.rand(1, 1, 40, 36)
+    with torch.no_grad():
+        expected = model(x)
+        # random weights make outputs of ~50: float32 rounding, not a bug, is ~1e-6 of that
+        torch.testing.assert_close(fold_batch_norm(model)(x), expected, rtol=0,
+                                   atol=1e-6 * expected.abs().max().item())
+
+
+def test_resunet_bad_layout_is_a_clear_error():
+    with pytest.raises(ValueError, match="two levels"):
+        ResUNetDenoiser(features=(8,))
+    with pytest.raises(ValueError, match="blocks"):
+        ResUNetDenoiser(features=(4, 8), blocks=0)
+    with pytest.raises(ValueError, match="unshuffle"):
+        ResUNetDenoiser(features=(4, 8), unshuffle=1.5)
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        ResUNetDenoiser(features=(4, 8))(torch.rand(1, 3, 16, 16))
+    assert build_denoiser("resunet", features=(4, 8)).config["features"] == [4, 8]
+
+
+def test_resunet_a_few_steps_reduce_the_denoising_error():
+    torch.manual_seed(0)
+    clean = torch.nn.functional.avg_pool2d(torch.rand(8, 1, 40, 40), 5, 1, 2)
+    noisy = clean + 0.1 * torch.randn_like(clean)
+    model = ResUNetDenoiser(features=(8, 16), blocks=1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = ((noisy - clean) ** 2).mean().item()
+    for _ in range(60):
+        loss = ((model(noisy) - clean) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        after = ((model(noisy) - clean) ** 2).mean().item()
+    assert after < 0.5 * before

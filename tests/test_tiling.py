@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlmi_utils.models import DilatedDenoiser, DnCNN, receptive_field
+from dlmi_utils.models import DilatedDenoiser, DnCNN, ResUNetDenoiser, receptive_field
 from dlmi_utils.tiling import (
     default_overlap,
     pixel_grid,
@@ -103,6 +103,25 @@ def test_unshuffled_net_needs_tiles_on_its_pixel_grid():
     # tiles of 47 with a step of 47 - 18 = 29 pixels start off the 2 x 2 grid: seams
     off_grid = predict_tiled(_LayersHidden(model), image, tile=47, overlap=overlap)
     assert np.abs(off_grid - full).max() > 1e-3
+
+
+@pytest.mark.parametrize("tile", [64, 61])
+def test_unet_tiles_equal_one_pass_on_its_coarsest_grid(tile):
+    """A U-Net (2 x 2 unshuffle, one stride-2 level) is equivariant only to shifts of 4 px:
+    tiles start on that grid and overlap by its receptive field, and equal one pass."""
+    model = ResUNetDenoiser(features=(4, 8), blocks=1, unshuffle=2).eval()
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):  # the init zeros some of them
+            nn.init.normal_(m.weight, std=0.1)
+    assert pixel_grid(model) == 4 and default_overlap(model) == receptive_field(model) - 1 == 43
+    image = np.random.default_rng(2).random((150, 113)).astype(np.float32)
+    with torch.no_grad():
+        full = model(torch.from_numpy(image)[None, None])[0, 0].numpy()
+    tiled = predict_tiled(model, image, tile=tile, batch_size=3)
+    np.testing.assert_allclose(tiled, full, atol=1e-5 * np.abs(full).max())
+    off_grid = predict_tiled(_LayersHidden(model), image, tile=tile, overlap=43)  # grid 1: seams
+    assert np.abs(off_grid - full).max() > 1e-3 * np.abs(full).max()
 
 
 def test_too_small_overlap_changes_the_result():

@@ -2,7 +2,8 @@
 
 ``dc``: the data-consistency layer; ``cascade``: the deep cascade of CNNs (Schlemper et al.
 2017) and its pretrained weights; ``unet``: a small fastMRI-style U-Net baseline;
-``denoisers``: DnCNN, the dilated (IRCNN) denoiser and the receptive field of a network.
+``denoisers``: DnCNN, the dilated (IRCNN) denoiser, a multi-scale residual U-Net (DRUNet-style)
+and the receptive field of a network.
 """
 
 # Re-exports are written ``name as name`` (explicit for ruff): one line per module.
@@ -15,6 +16,7 @@ from dlmi_utils.models.dc import DataConsistencyFunction as DataConsistencyFunct
 from dlmi_utils.models.dc import data_consistency as data_consistency
 from dlmi_utils.models.denoisers import DilatedDenoiser as DilatedDenoiser
 from dlmi_utils.models.denoisers import DnCNN as DnCNN
+from dlmi_utils.models.denoisers import ResUNetDenoiser as ResUNetDenoiser
 from dlmi_utils.models.denoisers import fold_batch_norm as fold_batch_norm
 from dlmi_utils.models.denoisers import load_denoiser as load_denoiser
 from dlmi_utils.models.denoisers import pretrained_denoiser as pretrained_denoiser
