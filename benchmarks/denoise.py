@@ -262,9 +262,9 @@ def run(args) -> dict[str, dict[str, float]]:
         methods[WIENER_ROW] = noise.wrap(_wiener_refined(dilated_run, noise.level))
     for name in args.also or ():
         extra = fold_batch_norm(load_denoiser(name))
-        if load_meta(name)["pixel_size_mm"] != pixel_size:
-            raise SystemExit(f"--also {name}: trained at {load_meta(name)['pixel_size_mm']} mm, "
-                             f"the images are at the {pixel_size} mm of {dilated}")
+        if (trained_at := load_meta(name)["pixel_size_mm"]) != pixel_size:
+            raise SystemExit(f"--also {name}: trained at {trained_at} mm, the images are at "
+                             f"the {pixel_size} mm of {dilated}")
         methods[name] = noise.wrap(_network(extra, args.tile))
     names_ = tuple(methods)
     for name in names_[2:]:  # warm-up: first calls allocate and pick kernels

@@ -100,11 +100,11 @@ def pixel_grid(model: nn.Module) -> int:
     ``PixelUnshuffle`` factors and of the strides of its convolutions and poolings (1 for a
     plain CNN). A net on the 2 x 2 unshuffled image gives the same output for a tile only if
     the tile starts on its 2 x 2 grid; a U-Net with two stride-2 levels on it, on an 8 x 8 one."""
-    factors = [int(m.downscale_factor) if isinstance(m, nn.PixelUnshuffle) else
-               int(m.stride[0] if isinstance(m.stride, tuple) else m.stride)
-               for m in model.modules()
-               if isinstance(m, (nn.PixelUnshuffle, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
-    return math.prod(factors)
+    from dlmi_utils.models.denoisers import layer_geometry
+
+    downsampling = (nn.PixelUnshuffle, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+    return math.prod(layer_geometry(m)[2] for m in model.modules()
+                     if isinstance(m, downsampling))
 
 
 def default_overlap(model: nn.Module) -> int:

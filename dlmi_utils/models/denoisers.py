@@ -295,7 +295,7 @@ _WINDOW_LAYERS = (nn.PixelUnshuffle, nn.PixelShuffle, nn.Conv2d, nn.ConvTranspos
                   nn.MaxPool2d, nn.AvgPool2d)
 
 
-def _layer_geometry(m: nn.Module) -> tuple[int, int, int, int]:
+def layer_geometry(m: nn.Module) -> tuple[int, int, int, int]:
     """``(kernel, dilation, stride, padding)`` of a layer along the rows (square assumed); a
     pixel (un)shuffle by ``s`` is a kernel ``s`` of stride ``s``."""
     if isinstance(m, nn.PixelUnshuffle):
@@ -317,7 +317,7 @@ def _widest_window(layers: list[nn.Module], n: int) -> int:
     empty = np.iinfo(np.int64).max
     lo, hi = np.arange(n), np.arange(n)
     for m in layers:
-        k, d, s, pad = _layer_geometry(m)
+        k, d, s, pad = layer_geometry(m)
         length = lo.size
         if isinstance(m, (nn.ConvTranspose2d, nn.PixelShuffle)):
             out = (length - 1) * s - 2 * pad + d * (k - 1) + 1
