@@ -20,7 +20,7 @@ from dlmi_utils.models.denoisers import (
     receptive_field,
     vst_sigma,
 )
-from dlmi_utils.noise import add_gaussian_noise
+from dlmi_utils.noise import add_gaussian_noise, sigma_8bit
 from dlmi_utils.pretrained import WEIGHTS_DIR, available, lineage, load_meta
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,6 +233,15 @@ def test_dilated_weights_record_the_loss_ablation():
     assert set(ablation) == {"l2", "l1", "l1_msssim"}
     for record in ablation.values():
         assert 25 < record["val"]["psnr"] < 50 and 0 < record["val"]["ms_ssim"] <= 1
+
+
+def test_resunet_is_picked_by_level_and_has_no_blind_fallback():
+    """Lab 04 asks ``pretrained_denoiser("resunet", 255 * sigma)``: the float level finds its
+    net, and a level without one says how to train it (no blind ResUNet is shipped)."""
+    for name, level in RESUNET.items():
+        assert pretrained_name("resunet", 255 * sigma_8bit(level)) == name
+    with pytest.raises(FileNotFoundError, match="--kind resunet --sigma 50"):
+        pretrained_name("resunet", 50)
 
 
 def test_unknown_level_is_a_clear_error():

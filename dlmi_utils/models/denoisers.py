@@ -495,7 +495,8 @@ DENOISER_KINDS = {"dncnn": DnCNN, "dilated": DilatedDenoiser, "resunet": ResUNet
 
 
 def build_denoiser(kind: str, **kwargs: Any) -> nn.Module:
-    """``"dncnn"`` -> :class:`DnCNN`, ``"dilated"`` -> :class:`DilatedDenoiser`, with ``kwargs``."""
+    """``"dncnn"`` -> :class:`DnCNN`, ``"dilated"`` -> :class:`DilatedDenoiser`, ``"resunet"`` ->
+    :class:`ResUNetDenoiser`, with ``kwargs``."""
     if kind not in DENOISER_KINDS:
         raise ValueError(f"kind must be one of {tuple(DENOISER_KINDS)}, got {kind!r}")
     return DENOISER_KINDS[kind](**kwargs)
@@ -535,8 +536,9 @@ def pretrained_name(kind: str, sigma: float | str) -> str:
 
 def pretrained_denoiser(kind: str = "dilated", sigma: float | str = 25,
                         device: torch.device | str = "cpu") -> nn.Module:
-    """A shipped denoiser of mammograms in eval mode: ``kind`` ``"dilated"`` or ``"dncnn"``
-    for the 8-bit Gaussian noise level ``sigma`` (:func:`pretrained_name` picks the weights).
+    """A shipped denoiser of mammograms in eval mode: ``kind`` ``"dilated"``, ``"dncnn"`` or
+    ``"resunet"`` (sigma 15 and 25 only) for the 8-bit Gaussian noise level ``sigma``
+    (:func:`pretrained_name` picks the weights).
 
     Made by ``scripts/train_denoisers.py`` on the training case only;
     ``dlmi_utils.pretrained.load_meta(model.weights_name)`` tells how, on what data (pixel
