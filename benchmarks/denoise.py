@@ -39,7 +39,11 @@ dilated net's receptive field, where it sees no padding), and a second table pri
 per image: where a method loses, and whether it loses at the edges. ``--bands`` also splits
 each method's MSE by the spatial frequency of its error (:func:`dlmi_utils.metrics.error_bands`,
 radial bands in cycles per pixel that sum to the MSE; JSON ``error_bands``, the edges under
-``error_band_edges``): at which scales one method beats another.
+``error_band_edges``): at which scales one method beats another. ``--edge-profile`` splits
+it by distance from the image's first column instead, where every mammogram crop meets the
+film's edge (:func:`dlmi_utils.metrics.error_by_distance`, the mean error of bands of columns
+that double in width, up to the narrowest image's width; JSON ``error_by_distance``, the edges
+under ``error_distance_edges``): how much of a method's error is the film's edge.
 
 ``--photons N0`` takes quantum noise instead, ``Poisson(N0 x) / N0`` drawn with the same
 seeds, the noise of X-ray imaging: every method then runs on the Anscombe transform ``z``
@@ -59,6 +63,7 @@ Usage (from the repository root)::
     python benchmarks/denoise.py --sigma 25 --image scan.dcm --crop 256
     python benchmarks/denoise.py --photons 100
     python benchmarks/denoise.py --sigma 15 --bands
+    python benchmarks/denoise.py --sigma 15 --edge-profile --also resunet_s15
     python benchmarks/denoise.py --sigma 15 --also resunet_s15
 """
 
@@ -78,7 +83,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_image_arg, print_table, time_call, write_json  # noqa: E402
 
 from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
-from dlmi_utils.metrics import DEFAULT_BANDS, error_bands, psnr, ssim  # noqa: E402
+from dlmi_utils.metrics import (  # noqa: E402
+    DEFAULT_BANDS,
+    distance_edges,
+    error_bands,
+    error_by_distance,
+    psnr,
+    ssim,
+)
 from dlmi_utils.models import load_denoiser, pretrained_denoiser  # noqa: E402
 from dlmi_utils.models.denoisers import (  # noqa: E402
     DENOISER_KINDS,
@@ -208,6 +220,21 @@ def _print_bands(results: dict[str, dict], methods: tuple[str, ...]) -> None:
     print_table(rows, ["band", *methods])
 
 
+def _print_edge_profile(results: dict[str, dict], methods: tuple[str, ...],
+                        edges: list[int]) -> None:
+    """The mean MSE of each method by distance from the images' first column (x 1e5)."""
+    print("\nMSE x 1e5 by distance from the first column (pixels; the film's edge for the "
+          "mammogram crops)")
+    widths = np.diff(edges)
+    rows = [{"columns": f"[{a}, {b})",
+             **{name: f"{1e5 * results[name]['error_by_distance'][k]:.2f}" for name in methods}}
+            for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))]
+    rows.append({"columns": "MSE", **{
+        name: f"{1e5 * np.dot(results[name]['error_by_distance'], widths) / edges[-1]:.2f}"
+        for name in methods}})
+    print_table(rows, ["columns", *methods])
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -272,6 +299,8 @@ def run(args) -> dict[str, dict[str, float]]:
     keys = ("psnr", "ssim", "seconds", "psnr_interior")
     scores = {name: {k: [] for k in keys} for name in names_}
     bands: dict[str, list[list[float]]] = {name: [] for name in names_}
+    profile: dict[str, list[list[float]]] = {name: [] for name in names_}
+    columns = distance_edges(min(x.shape[-1] for x in images))
     for i, x in enumerate(images):
         y = noise.add(x, args.seed + i)
         for name in names_:
@@ -284,11 +313,15 @@ def run(args) -> dict[str, dict[str, float]]:
             scores[name]["seconds"].append(0.0 if name == "noisy" else seconds)
             if args.bands:
                 bands[name].append(error_bands(x, out, DEFAULT_BANDS))
+            if args.edge_profile:
+                profile[name].append(error_by_distance(x, out, columns))
     results = {name: {k: float(np.mean(v)) for k, v in s.items()} for name, s in scores.items()}
     for name in names_:
         results[name]["psnr_per_image"] = [float(v) for v in scores[name]["psnr"]]
         if args.bands:
             results[name]["error_bands"] = np.mean(bands[name], axis=0).tolist()
+        if args.edge_profile:
+            results[name]["error_by_distance"] = np.mean(profile[name], axis=0).tolist()
     print(f"{noise.name} on {source}; torch threads {args.threads}; weights "
           f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}"
           + (f" ({args.self_ensemble} self-ensemble)" if args.self_ensemble else ""))
@@ -312,6 +345,9 @@ def run(args) -> dict[str, dict[str, float]]:
     if args.bands:
         _print_bands(results, names_)
         results["error_band_edges"] = list(DEFAULT_BANDS)
+    if args.edge_profile:
+        _print_edge_profile(results, names_, columns)
+        results["error_distance_edges"] = columns
     if args.full_size:
         full = full_size_run(args, nets["dilated"], noise)
         print(f"full size: {full['height']} x {full['width']} at {full['pixel_size_mm']} mm, "
@@ -349,6 +385,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                         help="also denoise a native 4500 x 2800 film in tiles")
     parser.add_argument("--bands", action="store_true",
                         help="also split each method's MSE by the spatial frequency of its error")
+    parser.add_argument("--edge-profile", action="store_true",
+                        help="also give each method's MSE by distance from the first column "
+                             "(the film's edge for the mammogram crops)")
     parser.add_argument("--wiener", action="store_true",
                         help=f"add the row {WIENER_ROW!r}: the dilated net's estimate as the pilot "
                              "of an empirical Wiener step (BM3D's second), averaged with it")

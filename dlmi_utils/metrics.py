@@ -16,6 +16,8 @@ MR image first); the ones with ``mask=`` average over a boolean region only (e.g
 - ``coc(ref, x)``: coefficient of correlation (Pearson)
 - ``error_bands(ref, x, edges)``: the MSE split by the spatial frequency of the error (radial
   bands of cycles per pixel; Parseval): which scales a method gets wrong
+- ``error_by_distance(ref, x, edges)``: the MSE in bands of columns by distance from the
+  first column (a crop that starts at the film's edge): where in space a method errs
 
 ``data_range`` (the span of possible intensities, 1 for images in [0, 1]) defaults to
 ``ref.max() - ref.min()``; **pass it explicitly**, so that every method of a comparison is
@@ -266,6 +268,46 @@ def error_bands(ref: ArrayLike, x: ArrayLike, edges: Sequence[float] = DEFAULT_B
         inside = (radius >= lo) & ((radius <= hi) if last else (radius < hi))
         bands.append(float(power[inside].sum()))
     return bands
+
+
+def distance_edges(width: int) -> list[int]:
+    """``[0, 1, 2, 4, ..., 2^k, width]`` with ``2^k < width``: bins of columns that double
+    in width away from the first one (``width`` 256 -> ``0, 1, 2, 4, ..., 128, 256``)."""
+    if int(width) != width or width < 1:
+        raise ValueError(f"distance_edges: width must be a positive integer, got {width}")
+    edges, step = [0], 1
+    while step < width:
+        edges.append(step)
+        step *= 2
+    return [*edges, int(width)]
+
+
+def error_by_distance(ref: ArrayLike, x: ArrayLike, edges: Sequence[int] | None = None
+                      ) -> list[float]:
+    """The mean squared error of ``x`` in bands of columns, by distance from the first column
+    of images ``(..., H, W)``.
+
+    Entry ``k`` is ``mean((x - ref)^2)`` over the columns ``[edges[k], edges[k + 1])``, all
+    rows and leading axes; ``edges`` default to :func:`distance_edges` ``(W)``. Mean over a
+    band, not its share: the entries weighted by their band's width average to
+    ``mse(ref, x)`` when the bands cover ``[0, W)``. For a crop that starts at the film's
+    edge (the chest wall, as the crops of ``benchmarks/denoise.py``) it says how far from the
+    edge a denoiser errs; flip the images (``[..., ::-1]``) to measure from the last column.
+    """
+    ref, x = _image_pair(ref, x, "error_by_distance")
+    if ref.ndim < 2:
+        raise ValueError(f"error_by_distance: needs images (..., H, W), got shape {ref.shape}")
+    width = ref.shape[-1]
+    edges = distance_edges(width) if edges is None else list(edges)
+    bands = list(zip(edges[:-1], edges[1:], strict=True))
+    if (not bands or any(int(e) != e for e in edges) or edges[0] < 0
+            or any(b <= a for a, b in bands) or edges[-1] > width):
+        raise ValueError(
+            f"error_by_distance: edges must be at least two increasing integer columns in "
+            f"[0, {width}] (the width), got {edges}"
+        )
+    per_column = ((x - ref) ** 2).reshape(-1, width).mean(axis=0)
+    return [float(per_column[int(a):int(b)].mean()) for a, b in bands]
 
 
 # ----------------------------------------------------------------------------- segmentation

@@ -330,6 +330,49 @@ def test_error_bands_put_white_noise_by_area_and_a_slow_error_low():
     assert low[0] == pytest.approx(sum(low), rel=1e-12) and low[0] > 0
 
 
+def test_distance_edges_double_up_to_the_width():
+    assert M.distance_edges(256) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256]
+    assert M.distance_edges(96) == [0, 1, 2, 4, 8, 16, 32, 64, 96]
+    assert M.distance_edges(1) == [0, 1]
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="positive integer"):
+            M.distance_edges(bad)
+
+
+def test_error_by_distance_is_the_mean_error_of_each_band_of_columns(pair):
+    ref, x = pair  # (..., H, W)
+    got = M.error_by_distance(ref, x)
+    edges = M.distance_edges(ref.shape[-1])
+    want = [np.mean((x[..., a:b] - ref[..., a:b]) ** 2)
+            for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # weighted by the bands' widths the entries average to the MSE
+    assert np.dot(got, np.diff(edges)) / ref.shape[-1] == pytest.approx(M.mse(ref, x), rel=1e-12)
+    assert M.error_by_distance(torch.from_numpy(ref), torch.from_numpy(x)) == pytest.approx(got)
+
+
+def test_error_by_distance_finds_an_error_at_the_first_column_only():
+    ref = np.zeros((3, 16, 40))
+    x = ref.copy()
+    x[..., 0] = 0.5  # a wrong edge column
+    got = M.error_by_distance(ref, x, edges=(0, 1, 8, 40))
+    assert got == pytest.approx([0.25, 0.0, 0.0])
+    flipped = M.error_by_distance(ref[..., ::-1], x[..., ::-1], edges=(0, 1, 8, 40))
+    assert flipped == pytest.approx([0.0, 0.0, 0.25 / 32])  # seen from the other side
+
+
+def test_error_by_distance_names_bad_edges_and_shapes(pair):
+    ref, x = pair
+    width = ref.shape[-1]
+    for edges in ((0,), (0, 4, 2), (-1, 4), (0, 1.5, 4), (0, width + 1)):
+        with pytest.raises(ValueError, match="edges must be"):
+            M.error_by_distance(ref, x, edges)
+    with pytest.raises(ValueError, match="needs images"):
+        M.error_by_distance(ref[0], x[0])
+    with pytest.raises(ValueError, match="same shape"):
+        M.error_by_distance(ref, x[..., :10])
+
+
 def test_error_bands_name_bad_edges_and_shapes(pair):
     ref, x = pair
     for edges in ((0.1,), (0.0, 0.3, 0.2), (-0.1, 0.5)):

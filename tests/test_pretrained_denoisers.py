@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi_utils.metrics import DEFAULT_BANDS
+from dlmi_utils.metrics import DEFAULT_BANDS, distance_edges
 from dlmi_utils.models import DilatedDenoiser, ResUNetDenoiser, load_denoiser, pretrained_denoiser
 from dlmi_utils.models.denoisers import (
     PREFERRED_WEIGHTS,
@@ -343,6 +343,27 @@ def test_denoise_benchmark_bands_split_each_mse_by_frequency(tmp_path, plain_ben
         assert results[name]["psnr"] == pytest.approx(plain[name]["psnr"], abs=1e-6), name
     # white noise fills the high bands; a denoiser of a smooth image leaves little there
     assert results["dilated"]["error_bands"][-2] < 0.1 * results["noisy"]["error_bands"][-2]
+
+
+def test_denoise_benchmark_edge_profile_splits_each_mse_by_column(tmp_path, plain_benchmark_s25):
+    _, plain = plain_benchmark_s25
+    stdout, results = _denoise_benchmark_on_a_smooth_image(tmp_path, "--sigma", "25",
+                                                           "--edge-profile")
+    assert "by distance from the first column" in stdout and "| [64, 96)" in stdout
+    edges = results["error_distance_edges"]
+    assert edges == distance_edges(96)  # the smooth image is 96 pixels wide
+    widths = np.diff(edges)
+    for name in ("noisy", "bm3d", "dncnn", "dilated"):
+        profile = results[name]["error_by_distance"]
+        assert len(profile) == len(edges) - 1 and min(profile) >= 0, name
+        # data_range 1: weighted by their widths the bands give the MSE behind the PSNR
+        mse = np.dot(profile, widths) / edges[-1]
+        assert 10 * np.log10(1 / mse) == pytest.approx(results[name]["psnr"], abs=1e-6), name
+        assert results[name]["psnr"] == pytest.approx(plain[name]["psnr"], abs=1e-6), name
+    # white noise is the same in every column; the net removes most of it in each
+    noisy = np.array(results["noisy"]["error_by_distance"])
+    assert noisy[-1] == pytest.approx((25 / 255) ** 2, rel=0.1)
+    assert all(np.array(results["dilated"]["error_by_distance"])[2:] < 0.2 * noisy[2:])
 
 
 def test_denoise_benchmark_wiener_adds_the_hybrid_row(tmp_path, plain_benchmark_s25):
