@@ -229,7 +229,7 @@ def _print_edge_profile(results: dict[str, dict], methods: tuple[str, ...],
     rows = [{"columns": f"[{a}, {b})",
              **{name: f"{1e5 * results[name]['error_by_distance'][k]:.2f}" for name in methods}}
             for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))]
-    rows.append({"columns": "MSE", **{
+    rows.append({"columns": f"MSE of [0, {edges[-1]})", **{
         name: f"{1e5 * np.dot(results[name]['error_by_distance'], widths) / edges[-1]:.2f}"
         for name in methods}})
     print_table(rows, ["columns", *methods])
