@@ -206,33 +206,40 @@ def _wiener_refined(run, level: float):
     return lambda y: wiener_refine(y, run(y), level, pilot_weight=0.5)
 
 
+def _print_error_split(results: dict[str, dict], methods: tuple[str, ...], key: str,
+                       title: str, first_column: str, labels: list[str],
+                       total: str, combine) -> None:
+    """One row per part of each method's ``results[name][key]`` (x 1e5), then the row
+    ``total``: ``combine(parts)``, the MSE they make up."""
+    print(f"\n{title}")
+    rows = [{first_column: label, **{name: f"{1e5 * results[name][key][k]:.2f}"
+                                     for name in methods}}
+            for k, label in enumerate(labels)]
+    rows.append({first_column: total, **{name: f"{1e5 * combine(results[name][key]):.2f}"
+                                         for name in methods}})
+    print_table(rows, [first_column, *methods])
+
+
 def _print_bands(results: dict[str, dict], methods: tuple[str, ...]) -> None:
     """The mean MSE of each method split by the radial frequency of its error (x 1e5)."""
     edges = DEFAULT_BANDS
-    labels = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    print("\nMSE x 1e5 by spatial frequency of the error (cycles / pixel; the bands sum to "
-          "the MSE)")
-    rows = [{"band": label, **{name: f"{1e5 * results[name]['error_bands'][k]:.2f}"
-                               for name in methods}}
-            for k, label in enumerate(labels)]
-    rows.append({"band": "MSE", **{name: f"{1e5 * sum(results[name]['error_bands']):.2f}"
-                                   for name in methods}})
-    print_table(rows, ["band", *methods])
+    _print_error_split(
+        results, methods, "error_bands",
+        "MSE x 1e5 by spatial frequency of the error (cycles / pixel; the bands sum to the MSE)",
+        "band", [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)],
+        "MSE", sum)
 
 
 def _print_edge_profile(results: dict[str, dict], methods: tuple[str, ...],
                         edges: list[int]) -> None:
     """The mean MSE of each method by distance from the images' first column (x 1e5)."""
-    print("\nMSE x 1e5 by distance from the first column (pixels; the film's edge for the "
-          "mammogram crops)")
     widths = np.diff(edges)
-    rows = [{"columns": f"[{a}, {b})",
-             **{name: f"{1e5 * results[name]['error_by_distance'][k]:.2f}" for name in methods}}
-            for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))]
-    rows.append({"columns": f"MSE of [0, {edges[-1]})", **{
-        name: f"{1e5 * np.dot(results[name]['error_by_distance'], widths) / edges[-1]:.2f}"
-        for name in methods}})
-    print_table(rows, ["columns", *methods])
+    _print_error_split(
+        results, methods, "error_by_distance",
+        "MSE x 1e5 by distance from the first column (pixels; the film's edge for the "
+        "mammogram crops)",
+        "columns", [f"[{a}, {b})" for a, b in zip(edges[:-1], edges[1:], strict=True)],
+        f"MSE of [0, {edges[-1]})", lambda parts: np.dot(parts, widths) / edges[-1])
 
 
 def _peak_rss_mb() -> float:
