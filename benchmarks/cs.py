@@ -7,11 +7,11 @@ magnitudes against ``|x|`` (PSNR and SSIM from :mod:`dlmi_utils.metrics`, ``data
 reference). Methods:
 
 - ``zero_filled``: ``x_u = F^H M y``;
-- ``fista_wavelet``: :func:`dlmi_utils.cs.fista_wavelet`, orthonormal db4 (periodization,
+- ``fista_wavelet``: :func:`dlmi_utils.mri.cs.fista_wavelet`, orthonormal db4 (periodization,
   4 levels), plain; ``fista_wavelet_shift``: the same with ``random_shift=True``;
-- ``tv``: :func:`dlmi_utils.cs.tv_reconstruction` (isotropic); ``tv_anisotropic``: its
+- ``tv``: :func:`dlmi_utils.mri.cs.tv_reconstruction` (isotropic); ``tv_anisotropic``: its
   anisotropic form, SigPy's regulariser;
-- ``dictionary``: :func:`dlmi_utils.cs.dictionary_learning_recon` (its defaults);
+- ``dictionary``: :func:`dlmi_utils.mri.cs.dictionary_learning_recon` (its defaults);
 - ``sigpy_l1wavelet``: ``sigpy.mri.app.L1WaveletRecon`` (FISTA: ``GradientMethod`` with
   ``accelerate=True``; db4, SigPy's zero-padded wavelet frame with all levels);
 - ``sigpy_tv``: ``sigpy.mri.app.TotalVariationRecon`` (PDHG, anisotropic TV).
@@ -22,7 +22,7 @@ Matching the problems. SigPy's centred orthonormal FFT equals :func:`dlmi_utils.
 ``mps = ones (1, H, W)`` and the mask as ``weights`` (it multiplies ``A`` and ``y`` by
 ``sqrt(weights)``, the mask itself for a 0/1 mask). Both sides get the same step sizes, so
 SigPy runs no power iteration: ``alpha = 1`` for FISTA (``||A^H A|| = 1``), and for PDHG the
-package's balanced ``(sigma, tau)`` (:func:`dlmi_utils.cs.tv_step_sizes`; SigPy's default
+package's balanced ``(sigma, tau)`` (:func:`dlmi_utils.mri.cs.tv_step_sizes`; SigPy's default
 ``sigma = 1`` gains little over zero filling in 100 iterations on these images). Both start
 from their own initial image (SigPy from zero, the package from ``x_u``) and run the same
 number of iterations.
@@ -47,11 +47,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_image_arg, print_table, time_call, write_json  # noqa: E402
 
-from dlmi_utils import cs  # noqa: E402
 from dlmi_utils.fourier import fft2c  # noqa: E402
 from dlmi_utils.metrics import psnr, ssim  # noqa: E402
-from dlmi_utils.mri import MRIForward, add_smooth_phase  # noqa: E402
-from dlmi_utils.sampling import make_mask  # noqa: E402
+from dlmi_utils.mri import (  # noqa: E402
+    MRIForward,
+    add_smooth_phase,
+    cs,  # noqa: E402
+)
+from dlmi_utils.mri.sampling import make_mask  # noqa: E402
 
 MASKS = {"cartesian": "random", "poisson": "poisson"}
 METHODS = (

@@ -6,10 +6,10 @@ levels 15, 25, 50) drawn with ``--seed + i`` for image ``i``; every method denoi
 
 - ``noisy``: ``y`` itself;
 - ``bm3d``: ``bm3d.bm3d(y, sigma_psd=sigma / 255)`` (the ``bm3d`` package, Mäkitalo & Foi);
-- ``dncnn`` and ``dilated``: ``dlmi_utils.models.pretrained_denoiser(kind, sigma)`` (for the
+- ``dncnn`` and ``dilated``: ``dlmi_utils.denoising.pretrained_denoiser(kind, sigma)`` (for the
   dilated row ``--dilated-weights NAME``, any shipped weights, e.g. to compare two) with its
   batch norms folded into the convolutions (``fold_batch_norm``: the same outputs, to float
-  rounding, in fewer passes), applied with :func:`dlmi_utils.tiling.predict_tiled` (one tile
+  rounding, in fewer passes), applied with ``predict_tiled`` (one tile
   for a crop, exact tiles otherwise), ``torch.set_num_threads(--threads)``;
   ``--self-ensemble flip|transpose|shift`` averages the dilated row's pass on ``y`` with one on
   its horizontal flip, its transpose or ``y`` shifted by a pixel (twice the time).
@@ -29,7 +29,7 @@ centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the b
 ``--wiener`` adds the row ``dilated+wiener``: the dilated net's estimate taken as the pilot of
 an empirical Wiener step on the same ``y`` (BM3D's second step, in 32 x 32 DCT windows every
 8 pixels, without BM3D's grouping of similar windows:
-:func:`dlmi_utils.wiener.wiener_refine`), averaged with the net's estimate
+:func:`dlmi_utils.denoising.wiener.wiener_refine`), averaged with the net's estimate
 (``pilot_weight=0.5``, chosen on the validation crops of the training case). A hybrid of the
 net and a classical filter, timed as a whole.
 
@@ -83,6 +83,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_image_arg, print_table, time_call, write_json  # noqa: E402
 
 from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
+from dlmi_utils.denoising import load_denoiser, pretrained_denoiser  # noqa: E402
+from dlmi_utils.denoising.models import (
+    DENOISER_KINDS,
+    fold_batch_norm,
+    pretrained_name,
+    receptive_field,
+)
+from dlmi_utils.denoising.tiling import model_plan, pixel_grid, predict_tiled  # noqa: E402
+from dlmi_utils.denoising.wiener import wiener_refine  # noqa: E402
 from dlmi_utils.metrics import (  # noqa: E402
     DEFAULT_BANDS,
     distance_edges,
@@ -91,21 +100,15 @@ from dlmi_utils.metrics import (  # noqa: E402
     psnr,
     ssim,
 )
-from dlmi_utils.models import load_denoiser, pretrained_denoiser  # noqa: E402
-from dlmi_utils.models.denoisers import (  # noqa: E402
-    DENOISER_KINDS,
+from dlmi_utils.noise import (  # noqa: E402
+    add_gaussian_noise,
+    add_poisson_noise,
     anscombe,
-    fold_batch_norm,
     inverse_anscombe,
-    pretrained_name,
-    receptive_field,
     vst_sigma,
 )
-from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise  # noqa: E402
 from dlmi_utils.patches import breast_crops  # noqa: E402
 from dlmi_utils.pretrained import available, load_meta  # noqa: E402
-from dlmi_utils.tiling import model_plan, pixel_grid, predict_tiled  # noqa: E402
-from dlmi_utils.wiener import wiener_refine  # noqa: E402
 
 METHODS = ("noisy", "bm3d", "dncnn", "dilated")
 WIENER_ROW = "dilated+wiener"  # --wiener
@@ -202,7 +205,7 @@ class NoiseModel:
 
 def _wiener_refined(run, level: float):
     """``run``'s estimate as the pilot of an empirical Wiener step on the same ``y``, averaged
-    with it (:func:`dlmi_utils.wiener.wiener_refine`, ``pilot_weight=0.5``)."""
+    with it (:func:`dlmi_utils.denoising.wiener.wiener_refine`, ``pilot_weight=0.5``)."""
     return lambda y: wiener_refine(y, run(y), level, pilot_weight=0.5)
 
 

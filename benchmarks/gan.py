@@ -6,7 +6,7 @@ real-vs-real reference (training images to the same held-out images: what a gene
 reproduced its training set exactly would score) and the PCA/Gaussian baseline; the
 nearest-neighbour distance ratio (about 1: no copying; well below 1: memorisation) and k-NN
 precision / recall on 16x16 downsampled pixels. All with
-:func:`dlmi_utils.gan_eval.score_samples`, averaged over ``--repeats`` draws of equal size.
+:func:`dlmi_utils.gan.evaluation.score_samples`, averaged over ``--repeats`` draws of equal size.
 
 Target: the generator's SWD closer to the real-vs-real reference than the PCA baseline's::
 
@@ -26,10 +26,10 @@ import time
 
 from _common import print_table, write_json
 
-from dlmi_utils.gan_data import GAN_DATASETS, load_gan_dataset
-from dlmi_utils.gan_eval import score_samples
-from dlmi_utils.gan_train import generate
-from dlmi_utils.models.gan import pretrained_generator
+from dlmi_utils.gan.data import GAN_DATASETS, load_gan_dataset
+from dlmi_utils.gan.evaluation import score_samples
+from dlmi_utils.gan.models import pretrained_generator
+from dlmi_utils.gan.training import generate
 
 
 def main(argv: list[str] | None = None) -> int:

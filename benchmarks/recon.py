@@ -3,18 +3,18 @@
 Every method reconstructs the same single-coil acquisition, ``s0 = M F x`` with ``x`` a
 magnitude image times a fixed smooth phase (:func:`dlmi_utils.mri.add_smooth_phase`) and
 ``M`` a 1D random Cartesian mask (centre fraction 0.08, fixed seeds,
-:func:`dlmi_utils.recon_data.simulate_acquisition`), and is scored on magnitudes against
+:func:`dlmi_utils.mri.datasets.simulate_acquisition`), and is scored on magnitudes against
 ``|x|`` (PSNR in dB and SSIM, ``data_range`` the reference's maximum). Methods:
 
 - ``zero_filled``: ``x_u = F^H s0``;
-- ``cs``: the best CS solver with its tuned lambda (:data:`dlmi_utils.recon_data.CS_BASELINE`,
+- ``cs``: the best CS solver with its tuned lambda (:data:`dlmi_utils.mri.datasets.CS_BASELINE`,
   TV; ``--tune`` redoes the search on the validation slices), 100 iterations;
-- ``cascade``: :func:`dlmi_utils.models.pretrained_cascade` (CPU, one slice at a time);
-- ``unet``: :func:`dlmi_utils.models.pretrained_unet`, the same data without DC (for the
+- ``cascade``: :func:`dlmi_utils.mri.pretrained_cascade` (CPU, one slice at a time);
+- ``unet``: :func:`dlmi_utils.mri.pretrained_unet`, the same data without DC (for the
   comparison; not part of the targets).
 
 ``seconds`` is the median wall time per slice (the best of 3 runs for the networks;
-:func:`dlmi_utils.recon_data.score_methods`). Data: the
+:func:`dlmi_utils.mri.datasets.score_methods`). Data: the
 ``test`` split of the brain slices (all three orientations, never seen in training or
 validation), or the images given with ``--image`` (DICOM, NIfTI, PNG or ``.npy``).
 
@@ -39,11 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_image_arg, print_table, write_json  # noqa: E402
 
-from dlmi_utils import cs  # noqa: E402
 from dlmi_utils.metrics import psnr, ssim  # noqa: E402
-from dlmi_utils.models import pretrained_cascade, pretrained_unet  # noqa: E402
-from dlmi_utils.mri import MRIForward  # noqa: E402
-from dlmi_utils.recon_data import (  # noqa: E402
+from dlmi_utils.mri import (  # noqa: E402
+    MRIForward,  # noqa: E402
+    cs,  # noqa: E402
+    pretrained_cascade,
+    pretrained_unet,
+)
+from dlmi_utils.mri.datasets import (  # noqa: E402
     CS_BASELINE,
     TEST_SEED,
     brain_slices_dataset,

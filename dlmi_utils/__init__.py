@@ -1,8 +1,30 @@
-"""dlmi_utils: the helper package of the DLMI labs.
+"""dlmi_utils: the helper package of the DLMI labs, laid out like the course.
 
-Small modules, one idea each: ``fourier`` (centered orthonormal FFTs), ``metrics``,
-``losses``, ``noise``, ``viz``, ``data`` (every data set the labs use), ``device``
-(device choice and seeding) and ``notebooks`` (student labs generated from solutions).
+Base modules (each one idea; they import nothing from the domains)::
+
+    fourier     centred orthonormal FFTs (numpy and torch)
+    metrics     MSE, PSNR, SSIM, SNR, EPI, CoC; Dice, Hausdorff, ASD
+    losses      torch training losses
+    noise       Gaussian, Rician, Poisson noise; the Anscombe transform
+    viz         image grids, k-space, error maps, masks, curves
+    device      device choice and seeding
+    train       a small trainer
+    pretrained  the shipped weights and their records
+    patches     patches drawn inside a mask (the breast of a mammogram)
+    data/       one loader per data set (brain MR, mammograms, DICOMs, fastMRI, mini-MIAS)
+
+Domains (each imports the base, never another domain)::
+
+    mri/        physics (MRIForward), sampling, cs, dc, cascade, unet, datasets, explorer
+    denoising/  models (DnCNN, dilated, residual U-Net), tiling, wiener
+    gan/        models, losses, training, data, evaluation
+
+Course tooling (imports base and domains)::
+
+    course/     notebooks (dlmi-labs), grading (dlmi-grade), checks (self-checks), colab
+
+Public names are importable from their domain: ``dlmi_utils.mri.MRIForward``,
+``dlmi_utils.mri.DeepCascade``, ``dlmi_utils.denoising.DilatedDenoiser``, ...
 """
 
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise
+from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise, anscombe, anscombe_mean
 
 
 def window_fraction(mask: np.ndarray, size: int) -> np.ndarray:
@@ -291,8 +291,6 @@ def poisson_noise(photons: float) -> NoiseFn:
 def anscombe_poisson_noise(photons: float) -> NoiseFn:
     """Quantum noise at ``photons`` (:func:`poisson_noise`), then the Anscombe transform: the
     input of a denoiser of the Anscombe domain, whose target is :func:`anscombe_target`."""
-    from dlmi_utils.models.denoisers import anscombe
-
     quantum = poisson_noise(photons)
 
     def noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -304,8 +302,6 @@ def anscombe_poisson_noise(photons: float) -> NoiseFn:
 def anscombe_target(photons: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """``x -> E[anscombe(y) | x]`` (``anscombe_mean``): the clean image of the Anscombe domain,
     the one that ``inverse_anscombe`` maps back to ``x`` (``anscombe(x)`` is biased)."""
-    from dlmi_utils.models.denoisers import anscombe_mean
-
     def target(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(anscombe_mean(x.numpy(), photons))
 

@@ -4,7 +4,7 @@ The pieces work for any image-to-image network, reconstruction or denoising:
 
 - a *step* ``step(model, batch, device) -> (prediction, target)`` says how a batch feeds
   the model: :func:`pair_step` for ``(input, target)`` batches (denoising: ``model(noisy)``),
-  :func:`recon_step` for the dict batches of :mod:`dlmi_utils.recon_data`
+  :func:`recon_step` for the dict batches of :mod:`dlmi_utils.mri.datasets`
   (``model(x_u, k0, mask)``);
 - :func:`train_one_epoch` and :func:`evaluate` (mean PSNR/SSIM of the magnitudes over the
   validation images, in dB and [0, 1]) run one pass each;

@@ -44,9 +44,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from dlmi_utils.device import get_device, seed_everything
-from dlmi_utils.models import DeepCascade, UNetRecon
+from dlmi_utils.mri import DeepCascade, UNetRecon
+from dlmi_utils.mri.datasets import DEFAULT_CENTER_FRACTION, DEFAULT_MASK, brain_slices_dataset
 from dlmi_utils.pretrained import load_meta, load_pretrained, save_pretrained
-from dlmi_utils.recon_data import DEFAULT_CENTER_FRACTION, DEFAULT_MASK, brain_slices_dataset
 from dlmi_utils.train import evaluate, fit, l1_loss, mse_loss, recon_step
 
 LOSSES = {"l1": l1_loss, "mse": mse_loss}

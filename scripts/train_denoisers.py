@@ -94,12 +94,9 @@ from torch.utils.data import DataLoader
 
 from dlmi_utils import losses
 from dlmi_utils.data import load_mammograms
-from dlmi_utils.device import get_device
-from dlmi_utils.models.denoisers import (
+from dlmi_utils.denoising.models import (
     DENOISER_KINDS,
     IRCNN_DILATIONS,
-    anscombe,
-    anscombe_mean,
     build_denoiser,
     count_parameters,
     deepen,
@@ -107,7 +104,8 @@ from dlmi_utils.models.denoisers import (
     receptive_field,
     widen,
 )
-from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise
+from dlmi_utils.device import get_device
+from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise, anscombe, anscombe_mean
 from dlmi_utils.patches import (
     NoisyPatches,
     PatchDataset,

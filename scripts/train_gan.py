@@ -1,6 +1,6 @@
 """Train a DCGAN on brain slices or mammogram patches; ship the moving-average generator.
 
-Data: :func:`dlmi_utils.gan_data.load_gan_dataset` -- ``brain``: the 198 training slices of
+Data: :func:`dlmi_utils.gan.data.load_gan_dataset` -- ``brain``: the 198 training slices of
 the MNI152 template (three orientations, 64x64 at 3 mm) with flips, small rotations,
 scalings and shifts; ``mammo``: 4096 patches of 64x64 at 0.4 mm from the benign case, with
 flips. The held-out images (40 slices interleaved with the training ones; 256 patches of
@@ -11,7 +11,7 @@ The generator's exponential moving average goes to ``dlmi_utils/weights/gan_NAME
 ``gan_NAME.json`` recording these arguments, the generator's constructor arguments, the
 training time, the loss curves (every 10th step), the SWD to the held-out images at each
 snapshot (``swd_curve``: watched, never used to choose the weights) and the scores of
-:func:`dlmi_utils.gan_eval.score_samples` (SWD to held-out images next to the real-vs-real
+:func:`dlmi_utils.gan.evaluation.score_samples` (SWD to held-out images next to the real-vs-real
 reference and the PCA baseline, nearest-neighbour ratio, precision / recall), which
 ``tests/test_gan_pretrained.py`` reproduces. The shipped generators::
 
@@ -37,10 +37,10 @@ import sys
 import torch
 
 from dlmi_utils.device import get_device
-from dlmi_utils.gan_data import GAN_DATASETS, ImageSampler, load_gan_dataset
-from dlmi_utils.gan_eval import score_samples, swd
-from dlmi_utils.gan_train import LOSSES, generate, train_gan
-from dlmi_utils.models.gan import Discriminator, Generator
+from dlmi_utils.gan.data import GAN_DATASETS, ImageSampler, load_gan_dataset
+from dlmi_utils.gan.evaluation import score_samples, swd
+from dlmi_utils.gan.models import Discriminator, Generator
+from dlmi_utils.gan.training import LOSSES, generate, train_gan
 from dlmi_utils.pretrained import load_pretrained, save_pretrained
 
 

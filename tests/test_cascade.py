@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dlmi_utils.fourier import channels_to_complex, complex_to_channels, fft2c, ifft2c
-from dlmi_utils.models import DeepCascade, ResidualCNNBlock, UNet, UNetRecon
+from dlmi_utils.mri import DeepCascade, ResidualCNNBlock, UNet, UNetRecon
 
 
 def _inputs(b=2, h=24, w=20, seed=0):
@@ -114,7 +114,7 @@ def test_truncated_cascade_and_skipped_dc_for_ablations():
 
 
 def test_with_data_consistency_keeps_the_cnns_and_swaps_the_dc():
-    from dlmi_utils.models import with_data_consistency
+    from dlmi_utils.mri import with_data_consistency
 
     x_u, s0, mask = _inputs(seed=6)
     hard = _small(dc="hard").eval()
@@ -134,7 +134,7 @@ def test_with_data_consistency_keeps_the_cnns_and_swaps_the_dc():
 @pytest.mark.parametrize("shape", [(24, 20), (23, 19)])
 def test_cascade_matches_the_plain_loop_of_cnn_and_centred_dc(shape):
     # even sizes take the shift-free DC path, odd sizes the centred FFTs: the same network
-    from dlmi_utils.models.dc import data_consistency
+    from dlmi_utils.mri.dc import data_consistency
 
     g = torch.Generator().manual_seed(3)
     target = torch.randn(2, *shape, dtype=torch.complex128, generator=g)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dlmi_utils.checks import NOT_IMPLEMENTED, CheckFailed, CheckResult, run_check
+from dlmi_utils.course.checks import NOT_IMPLEMENTED, CheckFailed, CheckResult, run_check
 
 
 def _equals(expected):

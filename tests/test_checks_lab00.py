@@ -1,10 +1,10 @@
-"""dlmi_utils.checks.lab00: right answers pass (self-check and strict), usual slips get the hint."""
+"""checks.lab00: right answers pass (self-check and strict), usual slips get the hint."""
 
 import numpy as np
 import pytest
 
 from dlmi_utils import metrics
-from dlmi_utils.checks import lab00
+from dlmi_utils.course.checks import lab00
 
 
 def _psnr(ref, x, data_range):

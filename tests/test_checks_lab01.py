@@ -1,11 +1,11 @@
-"""dlmi_utils.checks.lab01: right answers pass (self-check and strict), usual slips get the hint."""
+"""checks.lab01: right answers pass (self-check and strict), usual slips get the hint."""
 
 import numpy as np
 import pytest
 
 from dlmi_utils import fourier
-from dlmi_utils.checks import lab01
-from dlmi_utils.sampling import EquispacedCartesianMask, RandomCartesianMask, center_columns
+from dlmi_utils.course.checks import lab01
+from dlmi_utils.mri.sampling import EquispacedCartesianMask, RandomCartesianMask, center_columns
 
 AX = (-2, -1)
 
@@ -217,7 +217,7 @@ def test_mask_slips_get_their_hint(wrong, hint):
 
 
 def make_variable_density(shape, acceleration, center_fraction, seed):
-    from dlmi_utils.sampling import VariableDensityCartesianMask
+    from dlmi_utils.mri.sampling import VariableDensityCartesianMask
 
     return VariableDensityCartesianMask(acceleration, center_fraction, power=3)(shape, seed=seed)
 

@@ -1,11 +1,11 @@
-"""dlmi_utils.checks.lab02: right answers pass (self-check and strict), usual slips get the hint."""
+"""checks.lab02: right answers pass (self-check and strict), usual slips get the hint."""
 
 import numpy as np
 import pytest
 
-from dlmi_utils import cs
-from dlmi_utils.checks import lab02
+from dlmi_utils.course.checks import lab02
 from dlmi_utils.fourier import fft2c, ifft2c
+from dlmi_utils.mri import cs
 
 
 # ----------------------------------------------------------------------------- right answers

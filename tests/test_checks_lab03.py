@@ -1,9 +1,9 @@
-"""dlmi_utils.checks.lab03: right answers pass (self-check and strict), usual slips get the hint."""
+"""checks.lab03: right answers pass (self-check and strict), usual slips get the hint."""
 
 import pytest
 import torch
 
-from dlmi_utils.checks import lab03
+from dlmi_utils.course.checks import lab03
 from dlmi_utils.fourier import channels_to_complex, complex_to_channels, fft2c, ifft2c
 
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from torch import nn
 
-from dlmi_utils.checks.lab04 import (
+from dlmi_utils.course.checks.lab04 import (
     check_breast_psnr,
     check_dilated_block,
     check_receptive_field_of,
     check_residual_loss,
 )
-from dlmi_utils.models.denoisers import dilated_block
+from dlmi_utils.denoising.models import dilated_block
 
 
 def _stub(*args):

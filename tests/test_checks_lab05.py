@@ -1,11 +1,11 @@
-"""dlmi_utils.checks.lab05: right answers pass (self-check and strict), usual slips get the hint."""
+"""checks.lab05: right answers pass (self-check and strict), usual slips get the hint."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from dlmi_utils import gan_losses
-from dlmi_utils.checks import lab05
+from dlmi_utils.course.checks import lab05
+from dlmi_utils.gan import losses as gan_losses
 
 
 def _d_loss_bce(real, fake):

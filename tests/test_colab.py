@@ -11,8 +11,8 @@ import nbformat
 import pytest
 import yaml
 
-from dlmi_utils import colab
-from dlmi_utils.notebooks import solution_notebooks
+from dlmi_utils.course import colab
+from dlmi_utils.course.notebooks import solution_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = solution_notebooks(ROOT / "solutions")
@@ -73,7 +73,7 @@ def test_repository_url_lives_in_one_place():
     assert project["urls"]["Repository"] == colab.REPOSITORY_URL
     others = [p for p in (ROOT / "dlmi_utils").rglob("*.py")
               if colab.REPOSITORY in p.read_text(encoding="utf-8") and p.name != "colab.py"]
-    assert others == [], "only dlmi_utils/colab.py names the repository"
+    assert others == [], "only dlmi_utils/course/colab.py names the repository"
     assert colab.REPOSITORY in colab.setup_cell_source()
 
 

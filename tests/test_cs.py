@@ -3,11 +3,10 @@ import pytest
 import torch
 from sklearn.linear_model import orthogonal_mp_gram
 
-from dlmi_utils import cs
 from dlmi_utils.data import load_brain_slices
 from dlmi_utils.metrics import psnr
-from dlmi_utils.mri import MRIForward, add_smooth_phase, birdcage_maps
-from dlmi_utils.sampling import make_mask
+from dlmi_utils.mri import MRIForward, add_smooth_phase, birdcage_maps, cs
+from dlmi_utils.mri.sampling import make_mask
 
 
 @pytest.fixture(scope="module")

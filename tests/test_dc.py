@@ -3,8 +3,8 @@ import torch
 from torch.autograd import gradcheck
 
 from dlmi_utils.fourier import complex_to_channels, fft2c, ifft2c, to_fft_layout
-from dlmi_utils.models import DataConsistency, DataConsistencyFunction, data_consistency
-from dlmi_utils.models.dc import data_consistency_kspace
+from dlmi_utils.mri import DataConsistency, DataConsistencyFunction, data_consistency
+from dlmi_utils.mri.dc import data_consistency_kspace
 
 
 def _problem(b=2, h=8, w=6, seed=0, dtype=torch.complex128):

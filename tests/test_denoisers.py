@@ -5,23 +5,19 @@ import pytest
 import torch
 from torch import nn
 
-from dlmi_utils.models import DilatedDenoiser, DnCNN, receptive_field
-from dlmi_utils.models.denoisers import (
+from dlmi_utils.denoising import DilatedDenoiser, DnCNN, receptive_field
+from dlmi_utils.denoising.models import (
     IRCNN_DILATIONS,
     ResUNetDenoiser,
-    anscombe,
-    anscombe_mean,
     build_denoiser,
     count_parameters,
     deepen,
     dilated_block,
     fold_batch_norm,
-    inverse_anscombe,
-    vst_sigma,
     widen,
 )
-from dlmi_utils.noise import add_poisson_noise
-from dlmi_utils.tiling import pixel_grid
+from dlmi_utils.denoising.tiling import pixel_grid
+from dlmi_utils.noise import add_poisson_noise, anscombe, anscombe_mean, inverse_anscombe, vst_sigma
 
 
 def _impulse_response_width(model: nn.Module, size: int = 81) -> int:

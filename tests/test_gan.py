@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dlmi_utils.models.gan import EMA, Discriminator, Generator, interpolate_latents, latent
+from dlmi_utils.gan.models import EMA, Discriminator, Generator, interpolate_latents, latent
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])

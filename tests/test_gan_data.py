@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dlmi_utils.gan_data import (
+from dlmi_utils.gan.data import (
     GAN_DATASETS,
     ImageSampler,
     brain_images,

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from dlmi_utils.gan_eval import (
+from dlmi_utils.gan.evaluation import (
     GaussianPCA,
     laplacian_pyramid,
     nearest_neighbours,
@@ -30,7 +30,7 @@ def test_laplacian_pyramid_reconstructs_the_images():
     x = _blobs(3, 0)
     bands = laplacian_pyramid(x, 3)
     assert [b.shape[-1] for b in bands] == [32, 16, 8]
-    from dlmi_utils.gan_eval import _upsample
+    from dlmi_utils.gan.evaluation import _upsample
 
     rec = bands[-1]
     for band in reversed(bands[:-1]):

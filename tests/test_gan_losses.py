@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dlmi_utils.gan_losses import (
+from dlmi_utils.gan.losses import (
     d_loss_nonsaturating,
     d_loss_wasserstein,
     g_loss_minimax,

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from dlmi_utils.gan_data import load_gan_dataset
-from dlmi_utils.gan_eval import score_samples
-from dlmi_utils.gan_train import generate
-from dlmi_utils.models.gan import PRETRAINED, Generator, pretrained_generator
+from dlmi_utils.gan.data import load_gan_dataset
+from dlmi_utils.gan.evaluation import score_samples
+from dlmi_utils.gan.models import PRETRAINED, Generator, pretrained_generator
+from dlmi_utils.gan.training import generate
 from dlmi_utils.pretrained import WEIGHTS_DIR, load_meta
 
 SCORES = ("swd_model", "swd_real_vs_real", "swd_pca", "nn_ratio", "precision", "recall")

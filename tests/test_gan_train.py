@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from dlmi_utils.gan_data import ImageSampler
-from dlmi_utils.gan_train import generate, train_gan
-from dlmi_utils.models.gan import Discriminator, Generator
+from dlmi_utils.gan.data import ImageSampler
+from dlmi_utils.gan.models import Discriminator, Generator
+from dlmi_utils.gan.training import generate, train_gan
 
 
 def _toy_sampler(level=0.5):

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from dlmi_utils.grading import (
+from dlmi_utils.course.grading import (
     COLUMNS,
     GradeOptions,
     LabSpec,
@@ -32,8 +32,8 @@ from dlmi_utils.grading import (
     student_id,
     submission_files,
 )
-from dlmi_utils.grading.lab import Exercise, cells_to_run, wrong_lab_reason
-from dlmi_utils.notebooks import make_student_notebook, solution_notebooks
+from dlmi_utils.course.grading.lab import Exercise, cells_to_run, wrong_lab_reason
+from dlmi_utils.course.notebooks import make_student_notebook, solution_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "grading"
@@ -376,7 +376,7 @@ def test_ctrl_c_stops_the_run_and_the_next_run_goes_on(tmp_path, spec):
     _write(PATHOLOGICAL["infinite_loop"](_solution()), folder, "b_looping.ipynb")
     out = tmp_path / "grades.csv"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), str(ROOT)])}
-    command = [sys.executable, "-m", "dlmi_utils.grading.cli", str(folder), "--lab", "99",
+    command = [sys.executable, "-m", "dlmi_utils.course.grading.cli", str(folder), "--lab", "99",
                "--solutions", str(FIXTURES), "--out", str(out), "--no-preflight"]
     run = subprocess.Popen([*command, "--cell-timeout", "120"], env=env, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -4,7 +4,7 @@ import torch
 
 from dlmi_utils.fourier import fft2c
 from dlmi_utils.mri import MRIForward, add_smooth_phase, birdcage_maps, undersample
-from dlmi_utils.sampling import make_mask
+from dlmi_utils.mri.sampling import make_mask
 
 H, W = 24, 20
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dlmi_utils import colab
-from dlmi_utils.grading import GradeOptions, LabSpec, Limits, grade_notebook
-from dlmi_utils.notebooks import (
+from dlmi_utils.course import colab
+from dlmi_utils.course.grading import GradeOptions, LabSpec, Limits, grade_notebook
+from dlmi_utils.course.notebooks import (
     TEMPLATE,
     generate_labs,
     main,
@@ -86,7 +86,7 @@ def test_new_command_writes_the_lab_and_says_what_next(solutions, capsys):
     assert main(["new", "07", "gan_eval", "--title", "GAN evaluation",
                  "--solutions", str(solutions)]) == 0
     out = capsys.readouterr().out
-    assert "07_gan_eval.ipynb" in out and "dlmi_utils/checks/lab07.py" in out
+    assert "07_gan_eval.ipynb" in out and "dlmi_utils/course/checks/lab07.py" in out
     with pytest.raises(SystemExit):
         main(["new", "07", "again", "--title", "x", "--solutions", str(solutions)])
 
@@ -95,7 +95,7 @@ def test_new_lab_is_graded_full_for_its_solution_and_zero_untouched(solutions, t
     path = new_lab(solutions, "08", "example", "Example")
     spec = LabSpec.from_solution(path)
     assert [(e.name, e.module, e.points) for e in spec.exercises] == [
-        ("to_unit_range", "dlmi_utils.checks.template", 1.0)]
+        ("to_unit_range", "dlmi_utils.course.checks.template", 1.0)]
     options = GradeOptions(limits=Limits(total=300, cell=120, check=60), exercises_only=True)
     assert grade_notebook(path, spec, options).points == 1
     lab = tmp_path / "student.ipynb"

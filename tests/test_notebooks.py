@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from dlmi_utils.notebooks import (
+from dlmi_utils.course.notebooks import (
     NOT_IMPLEMENTED,
     generate_labs,
     make_student_notebook,

@@ -236,7 +236,7 @@ def test_poisson_patches_are_unbiased_with_signal_dependent_variance():
 
 
 def test_anscombe_pairs_are_noisy_transformed_counts_and_their_expectation():
-    from dlmi_utils.models.denoisers import anscombe_mean, vst_sigma
+    from dlmi_utils.noise import anscombe_mean, vst_sigma
 
     image, mask = _image_and_disc((200, 200), 90)
     image[:] = 0.4

@@ -4,9 +4,9 @@ import pytest
 from torch import nn
 from torch.utils.data import DataLoader
 
-from dlmi_utils.models import DeepCascade, UNetRecon, pretrained_cascade, pretrained_unet
+from dlmi_utils.mri import DeepCascade, UNetRecon, pretrained_cascade, pretrained_unet
+from dlmi_utils.mri.datasets import brain_slices_dataset
 from dlmi_utils.pretrained import WEIGHTS_DIR, lineage, load_meta
-from dlmi_utils.recon_data import brain_slices_dataset
 from dlmi_utils.train import evaluate, recon_step
 
 SETS = [("cascade", 4), ("cascade", 8), ("unet", 4), ("unet", 8)]

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi_utils.metrics import DEFAULT_BANDS, distance_edges
-from dlmi_utils.models import DilatedDenoiser, ResUNetDenoiser, load_denoiser, pretrained_denoiser
-from dlmi_utils.models.denoisers import (
-    PREFERRED_WEIGHTS,
-    pretrained_name,
-    receptive_field,
-    vst_sigma,
+from dlmi_utils.denoising import (
+    DilatedDenoiser,
+    ResUNetDenoiser,
+    load_denoiser,
+    pretrained_denoiser,
 )
-from dlmi_utils.noise import add_gaussian_noise, sigma_8bit
+from dlmi_utils.denoising.models import PREFERRED_WEIGHTS, pretrained_name, receptive_field
+from dlmi_utils.metrics import DEFAULT_BANDS, distance_edges
+from dlmi_utils.noise import add_gaussian_noise, sigma_8bit, vst_sigma
 from dlmi_utils.pretrained import WEIGHTS_DIR, available, lineage, load_meta
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def test_reproduces_recorded_validation_psnr(name):
 def test_quantum_net_reproduces_its_validation_and_beats_the_film_net_of_its_level():
     """``dilated_p100``: its record's PSNR in the Anscombe domain, from ``dilated_s12.75``
     (the film net for Gaussian noise of the Anscombe level), which it must clearly beat there."""
-    from dlmi_utils.models import load_denoiser
+    from dlmi_utils.denoising import load_denoiser
 
     meta = load_meta("dilated_p100")
     assert meta["photons"] == meta["data"]["val_photons"] == 100
@@ -543,7 +543,7 @@ def test_init_record_keeps_the_chain_back_to_the_run_from_scratch():
 
 
 def test_load_denoiser_builds_the_recorded_network_by_name():
-    from dlmi_utils.models import load_denoiser
+    from dlmi_utils.denoising import load_denoiser
 
     net = load_denoiser("dilated_s25")
     assert net.weights_name == "dilated_s25" and not net.training

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dlmi_utils import colab
-from dlmi_utils.notebooks import solution_notebooks
+from dlmi_utils.course import colab
+from dlmi_utils.course.notebooks import solution_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dlmi_utils.fourier import fft2c, ifft2c
-from dlmi_utils.recon_data import UndersampledSlices, simulate_acquisition
+from dlmi_utils.mri.datasets import UndersampledSlices, simulate_acquisition
 
 
 @pytest.fixture

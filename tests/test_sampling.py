@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dlmi_utils.fourier import ifft2c
-from dlmi_utils.sampling import (
+from dlmi_utils.mri.sampling import (
     MASK_KINDS,
     EquispacedCartesianMask,
     PoissonDiscMask,

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from dlmi_utils.models import DilatedDenoiser, DnCNN, ResUNetDenoiser, receptive_field
-from dlmi_utils.tiling import (
+from dlmi_utils.denoising import DilatedDenoiser, DnCNN, ResUNetDenoiser, receptive_field
+from dlmi_utils.denoising.tiling import (
     default_overlap,
     pixel_grid,
     plan_tiles,
@@ -171,8 +171,8 @@ def test_restores_training_mode_and_accepts_tensors():
 FULL_SIZE_SCRIPT = """
 import os, sys, threading, time
 import numpy as np, torch
-from dlmi_utils.models import DilatedDenoiser
-from dlmi_utils.tiling import predict_tiled
+from dlmi_utils.denoising import DilatedDenoiser
+from dlmi_utils.denoising.tiling import predict_tiled
 
 def rss_mb():  # resident memory now (ru_maxrss would keep the peak of the imports)
     with open("/proc/self/statm") as f:

@@ -1,4 +1,4 @@
-"""dlmi_utils.undersampling: one setting's mask, PSF, zero-filled image and scores; the explorer."""
+"""dlmi_utils.mri.explorer: one setting's mask, PSF, zero-filled image and scores; the explorer."""
 
 import matplotlib
 
@@ -11,12 +11,12 @@ import pytest  # noqa: E402
 from dlmi_utils import metrics  # noqa: E402
 from dlmi_utils.fourier import fft2c, ifft2c  # noqa: E402
 from dlmi_utils.mri import add_smooth_phase  # noqa: E402
-from dlmi_utils.sampling import MASK_KINDS  # noqa: E402
-from dlmi_utils.undersampling import (  # noqa: E402
+from dlmi_utils.mri.explorer import (  # noqa: E402
     show_undersampling,
     simulate_undersampling,
     undersampling_explorer,
 )
+from dlmi_utils.mri.sampling import MASK_KINDS  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_rescale, get_decoder
 
-from dlmi_utils.data.io import to_unit_range
+from dlmi_utils.data.intensity import to_unit_range
 
 DICOM_EXAMPLES: dict[str, tuple[str, str]] = {
     "mr_small": ("MR_small.dcm", "MR, small 64 x 64 crop"),
@@ -47,8 +50,6 @@ class DicomExample:
 
 
 def _decoder_available(ds) -> bool:
-    from pydicom.pixels import get_decoder
-
     uid = ds.file_meta.TransferSyntaxUID
     if not uid.is_compressed:
         return True
@@ -70,8 +71,6 @@ def _missing_decoder_message(ds, path: Path) -> str:
 def _example_path(name: str) -> Path:
     if name not in DICOM_EXAMPLES:
         raise ValueError(f"unknown DICOM example {name!r}; available: {sorted(DICOM_EXAMPLES)}")
-    from pydicom.data import get_testdata_file
-
     path = get_testdata_file(DICOM_EXAMPLES[name][0])
     if path is None:
         raise FileNotFoundError(
@@ -83,8 +82,6 @@ def _example_path(name: str) -> Path:
 @functools.lru_cache(maxsize=2)
 def list_dicom_examples(decodable_only: bool = False) -> tuple[DicomExample, ...]:
     """The curated examples that are installed, with modality and image shape (no decoding)."""
-    import pydicom
-
     out = []
     for name, (_, description) in DICOM_EXAMPLES.items():
         try:
@@ -106,9 +103,6 @@ def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
     Multi-frame: ``frame`` (default the middle one). Colour images are turned to grey by
     their mean over the channels.
     """
-    import pydicom
-    from pydicom.pixels import apply_rescale
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no DICOM file at {path}")

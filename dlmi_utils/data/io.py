@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+from PIL import Image
+
+from dlmi_utils.data.dicom import read_dicom
+from dlmi_utils.data.intensity import to_unit_range
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg", ".pgm", ".tif",
                   ".tiff", ".bmp", ".npy")
@@ -17,20 +22,7 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def to_unit_range(image: np.ndarray) -> np.ndarray:
-    """Min-max scaling to ``[0, 1]`` float32 (a constant image gives zeros)."""
-    image = np.asarray(image, dtype=np.float32)
-    lo, hi = float(np.min(image)), float(np.max(image))
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        raise ValueError("the image holds NaN or infinite values")
-    if hi <= lo:
-        return np.zeros_like(image)
-    return (image - lo) / (hi - lo)
-
-
 def _read_nifti(path: Path) -> np.ndarray:
-    import nibabel as nib
-
     data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
     data = np.squeeze(data)
     while data.ndim > 3:  # 4-D (time, echoes): the first volume
@@ -41,8 +33,6 @@ def _read_nifti(path: Path) -> np.ndarray:
 
 
 def _read_picture(path: Path) -> np.ndarray:
-    from PIL import Image
-
     with Image.open(path) as img:
         data = np.asarray(img)
     if data.ndim == 3:  # RGB(A): grey as the mean of the colour channels
@@ -63,8 +53,6 @@ def read_image(path: str | Path) -> np.ndarray:
         raise FileNotFoundError(f"no image file at {path}")
     suffix = _suffix(path)
     if suffix in (".dcm", ".dicom"):
-        from dlmi_utils.data.dicom import read_dicom
-
         return read_dicom(path)
     if suffix in (".nii", ".nii.gz"):
         data = _read_nifti(path)

@@ -1,0 +1,105 @@
+"""Student self-checks: run a student's function on small cases with known answers.
+
+Each lab has a module ``dlmi_utils.course.checks.labNN`` with one
+``check_<exercise>(fn, strict=False)``
+per exercise. A check never raises: an exception from the student's code is caught and
+summarised, and the result prints as a short pass/fail report with a hint of what is off
+(shape, dtype, scale, a sign, an fftshift), never the solution.
+
+``strict=True`` is what the grader (``dlmi-grade``) uses: other sizes and other seeds, so an
+answer hard-coded for the self-check cases fails.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+NOT_IMPLEMENTED = "not implemented yet"
+
+
+class CheckFailed(AssertionError):
+    """Raised inside a case with a hint for the student (never the answer)."""
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one exercise's checks; ``score`` is the fraction of cases passed."""
+
+    exercise: str
+    passed: int
+    total: int
+    status: str  # "passed", "failed", "not_implemented" or "error"
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def score(self) -> float:
+        return self.passed / self.total if self.total else 0.0
+
+    def report(self) -> str:
+        head = {
+            "passed": f"PASSED  {self.exercise}: all {self.total} checks passed",
+            "failed": f"FAILED  {self.exercise}: {self.passed}/{self.total} checks passed",
+            "not_implemented": f"TODO    {self.exercise}: {NOT_IMPLEMENTED}",
+            "error": f"ERROR   {self.exercise}: your code raised an exception",
+        }[self.status]
+        return "\n".join([head, *("        - " + m for m in self.messages)])
+
+    def __repr__(self) -> str:
+        return self.report()
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython display
+        printer.text(self.report())
+
+
+Case = Callable[[Callable], None]
+
+
+def _student_frame(exc: BaseException) -> str:
+    """Where in the student's code the exception came from (the last frame outside dlmi_utils)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "dlmi_utils" not in f.filename]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (at line {f.lineno}: `{(f.line or '').strip()}`)"
+
+
+def run_check(exercise: str, fn: Callable | None, cases: Iterable[tuple[str, Case]]) -> CheckResult:
+    """Run ``case(fn)`` for each named case; a case fails by raising ``CheckFailed(hint)``.
+
+    ``NotImplementedError`` from the student's code ends the check as *not implemented*;
+    any other exception is caught, counted as a failure and summarised in one line.
+    """
+    cases = list(cases)
+    if fn is None or not callable(fn):
+        return CheckResult(
+            exercise, 0, len(cases), "error",
+            [f"expected a function, got {type(fn).__name__}: did you run the exercise cell?"],
+        )
+    passed, messages, raised = 0, [], 0
+    for name, case in cases:
+        try:
+            case(fn)
+            passed += 1
+        except NotImplementedError:
+            return CheckResult(
+                exercise, passed, len(cases), "not_implemented",
+                ["replace `raise NotImplementedError` in the exercise cell with your code"],
+            )
+        except CheckFailed as e:
+            messages.append(f"{name}: {e}")
+        except Exception as e:  # the student's code raised: summarise, never crash the kernel
+            raised += 1
+            messages.append(f"{name}: {type(e).__name__}: {e}{_student_frame(e)}")
+    if passed == len(cases):
+        status = "passed"
+    elif raised == len(cases) - passed and passed == 0:
+        status = "error"
+    else:
+        status = "failed"
+    return CheckResult(exercise, passed, len(cases), status, messages)
