@@ -1,16 +1,16 @@
 """Reconstruction of held-out slices: zero-filled, the tuned CS solver and the pretrained cascade.
 
-Every method reconstructs the same single-coil acquisition, ``s0 = M F x`` with ``x`` a
+Every method reconstructs the same single-coil acquisition, ``y = M F x`` with ``x`` a
 magnitude image times a fixed smooth phase (:func:`dlmi_utils.mri.add_smooth_phase`) and
 ``M`` a 1D random Cartesian mask (centre fraction 0.08, fixed seeds,
 :func:`dlmi_utils.mri.datasets.simulate_acquisition`), and is scored on magnitudes against
 ``|x|`` (PSNR in dB and SSIM, ``data_range`` the reference's maximum). Methods:
 
-- ``zero_filled``: ``x_u = F^H s0``;
+- ``zero_filled``: ``x_u = F^H y``;
 - ``cs``: the best CS solver with its tuned lambda (:data:`dlmi_utils.mri.datasets.CS_BASELINE`,
   TV; ``--tune`` redoes the search on the validation slices), 100 iterations;
-- ``cascade``: :func:`dlmi_utils.mri.pretrained_cascade` (CPU, one slice at a time);
-- ``unet``: :func:`dlmi_utils.mri.pretrained_unet`, the same data without DC (for the
+- ``cascade``: ``load_pretrained("cascade_rR")`` (CPU, one slice at a time);
+- ``unet``: ``load_pretrained("unet_rR")``, the same data without DC (for the
   comparison; not part of the targets).
 
 ``seconds`` is the median wall time per slice (the best of 3 runs for the networks;
@@ -43,8 +43,6 @@ from dlmi_utils.metrics import psnr, ssim  # noqa: E402
 from dlmi_utils.mri import (  # noqa: E402
     MRIForward,  # noqa: E402
     cs,  # noqa: E402
-    pretrained_cascade,
-    pretrained_unet,
 )
 from dlmi_utils.mri.datasets import (  # noqa: E402
     CS_BASELINE,
@@ -56,6 +54,7 @@ from dlmi_utils.mri.datasets import (  # noqa: E402
     simulate_acquisition,
     zero_filled_recon,
 )
+from dlmi_utils.pretrained import load_pretrained  # noqa: E402
 
 METHODS = ("zero_filled", "cs", "cascade", "unet")
 TUNE_GRID = {"tv": (1e-3, 2e-3, 5e-3, 1e-2, 2e-2), "fista_wavelet": (5e-4, 1e-3, 2e-3, 5e-3)}
@@ -84,8 +83,8 @@ def run_benchmark(args) -> dict:
     methods = {
         "zero_filled": zero_filled_recon,
         "cs": cs_recon(args.accel),
-        "cascade": network_recon(pretrained_cascade(args.accel)),
-        "unet": network_recon(pretrained_unet(args.accel)),
+        "cascade": network_recon(load_pretrained(f"cascade_r{args.accel}")),
+        "unet": network_recon(load_pretrained(f"unet_r{args.accel}")),
     }
     for name in ("cascade", "unet"):  # warm-up: the first call pays for allocations
         methods[name](examples[0])
@@ -114,7 +113,7 @@ def tune(args) -> None:
         for lam in grid:
             scores = [
                 _score(ex["target"].abs().numpy(),
-                       solver(MRIForward(ex["mask"].numpy()), ex["k0"].numpy(), lam=lam).image)
+                       solver(MRIForward(ex["mask"].numpy()), ex["y"].numpy(), lam=lam).image)
                 for ex in examples
             ]
             p, s = np.mean(scores, axis=0)
@@ -122,7 +121,7 @@ def tune(args) -> None:
     print_table(rows, ["method", "lam", "PSNR (dB)", "SSIM"])
     best = max(rows, key=lambda r: r["PSNR (dB)"])
     print(f"best at R = {args.accel}: {best['method']} with lam = {best['lam']} "
-          f"(recon_data.CS_BASELINE has {CS_BASELINE.get(args.accel)})")
+          f"(datasets.CS_BASELINE has {CS_BASELINE.get(args.accel)})")
 
 
 def main(argv: list[str] | None = None) -> int:

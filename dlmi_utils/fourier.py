@@ -74,9 +74,10 @@ def to_fft_layout(k: torch.Tensor) -> torch.Tensor:
     For even ``H`` and ``W``, ``torch.fft.fft2(x, norm="ortho") == to_fft_layout(fft2c(x))``:
     the shift by ``(H / 2, W / 2)`` in k-space, and a sign ``(-1)^(u + v)`` that is the shift
     of the image (``fft2(roll(x, N / 2))(u) = (-1)^u fft2(x)(u)``). A layer that goes to k-space
-    and back, such as data consistency, can then use the plain FFTs with ``to_fft_layout(s0)``
-    and ``ifftshift(mask)``: the four shifts of ``fft2c`` and ``ifft2c`` cancel. A real mask
-    needs only the shift: ``torch.fft.ifftshift(mask, dim=(-2, -1))``.
+    and back, such as data consistency, can then use the plain FFTs with ``to_fft_layout(y)``
+    and ``ifftshift(mask)``: the four shifts of ``fft2c`` and ``ifft2c`` cancel (the MR operator
+    does so inside, :class:`dlmi_utils.mri.MRIForward`). A real mask needs only the shift:
+    ``torch.fft.ifftshift(mask, dim=(-2, -1))``.
     """
     if not isinstance(k, torch.Tensor) or k.ndim < 2:
         raise TypeError("to_fft_layout expects a torch tensor of shape (..., H, W)")

@@ -3,7 +3,8 @@
 Image losses take ``x`` (the network output) and ``target``, both ``(B, C, H, W)`` float on any
 device, and return a scalar (``reduction="mean"``) or one value per image (``"none"``):
 
-- ``L1Loss``: ``mean |x - target|``;  ``L2Loss``: ``mean (x - target)^2`` (the MSE)
+- ``L1Loss``: ``mean |x - target|``;  ``L2Loss``: ``mean |x - target|^2`` (the MSE); these two
+  take any batch ``(B, ...)``, real or complex (complex reconstructions are compared as such)
 - ``SSIMLoss``: ``1 - SSIM`` with the Gaussian window of Wang et al. 2004 (11 pixels,
   sigma 1.5, ``K1 = 0.01, K2 = 0.03``, population covariance): the same numbers as
   ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
@@ -80,31 +81,54 @@ def _data_range(data_range: DataRange, x: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- pixel losses
+def _check_pixel_pair(x: torch.Tensor, target: torch.Tensor, name: str) -> None:
+    for t, what in ((x, "x"), (target, "target")):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: {what} must be a torch tensor, got {type(t).__name__}")
+        if not (t.is_floating_point() or t.is_complex()):
+            raise TypeError(f"{name}: {what} must be a float or complex tensor, got {t.dtype}")
+    if x.ndim < 2:
+        raise ValueError(f"{name}: expects a batch (B, ...) of images, got shape {tuple(x.shape)}")
+    if x.shape != target.shape:
+        raise ValueError(
+            f"{name}: x and target must have the same shape, got {tuple(x.shape)} and "
+            f"{tuple(target.shape)} (a missing channel axis? use x.unsqueeze(1))"
+        )
+
+
+def _pixel_loss(error: torch.Tensor, reduction: str) -> torch.Tensor:
+    """``error`` ``(B, ...)`` per pixel -> its mean over everything, or one mean per image."""
+    if reduction == "mean":
+        return error.mean()
+    return _reduce(error.flatten(1).mean(dim=1), reduction)
+
+
 class L1Loss(nn.Module):
-    """Mean absolute error ``mean |x - target|`` of ``(B, C, H, W)`` images."""
+    """Mean absolute error ``mean |x - target|`` of a batch ``(B, ...)``, real or complex
+    (the modulus of the complex difference: MR images are compared as complex images)."""
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         self.reduction = reduction
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_pair(x, target, "L1Loss")
-        return _reduce((x - target).abs().mean(dim=(1, 2, 3)), self.reduction)
+        _check_pixel_pair(x, target, "L1Loss")
+        return _pixel_loss((x - target).abs(), self.reduction)
 
 
 class L2Loss(nn.Module):
-    """Mean squared error ``mean (x - target)^2`` of ``(B, C, H, W)`` images."""
+    """Mean squared error ``mean |x - target|^2`` (the MSE) of a batch ``(B, ...)``, real or
+    complex."""
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         self.reduction = reduction
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_pair(x, target, "L2Loss")
-        return _reduce(((x - target) ** 2).mean(dim=(1, 2, 3)), self.reduction)
+        _check_pixel_pair(x, target, "L2Loss")
+        return _pixel_loss((x - target).abs() ** 2, self.reduction)
 
 
-# ----------------------------------------------------------------------------- SSIM
 def gaussian_window(
     size: int = 11, sigma: float = 1.5, dtype=torch.float32, device=None
 ) -> torch.Tensor:

@@ -4,8 +4,8 @@ The pieces work for any image-to-image network, reconstruction or denoising:
 
 - a *step* ``step(model, batch, device) -> (prediction, target)`` says how a batch feeds
   the model: :func:`pair_step` for ``(input, target)`` batches (denoising: ``model(noisy)``),
-  :func:`recon_step` for the dict batches of :mod:`dlmi_utils.mri.datasets`
-  (``model(x_u, k0, mask)``);
+  :func:`dlmi_utils.mri.datasets.recon_step` for the dict batches of reconstruction
+  (``model(y, MRIForward(mask))``);
 - :func:`train_one_epoch` and :func:`evaluate` (mean PSNR/SSIM of the magnitudes over the
   validation images, in dB and [0, 1]) run one pass each;
 - :func:`fit` seeds everything, loops over epochs and writes a checkpoint after each
@@ -30,11 +30,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dlmi_utils.device import get_device, seed_everything
+from dlmi_utils.losses import L2Loss
 from dlmi_utils.metrics import psnr, ssim
 
 Batch = Any
 Step = Callable[[nn.Module, Batch, torch.device], tuple[torch.Tensor, torch.Tensor]]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MSE = L2Loss()  # the default loss
 
 
 def pair_step(model: nn.Module, batch: Batch, device: torch.device):
@@ -42,29 +44,10 @@ def pair_step(model: nn.Module, batch: Batch, device: torch.device):
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         raise TypeError(
             "pair_step expects batches of (input, target); give fit() a step= that unpacks "
-            "your batches (recon_step for reconstruction data)"
+            "your batches (dlmi_utils.mri.datasets.recon_step for reconstruction data)"
         )
     x, target = (t.to(device) for t in batch)
     return model(x), target
-
-
-def recon_step(model: nn.Module, batch: Batch, device: torch.device):
-    """Dict batch ``{"x_u", "k0", "mask", "target"}`` -> ``(model(x_u, k0, mask), target)``."""
-    missing = {"x_u", "k0", "mask", "target"} - set(batch)
-    if missing:
-        raise KeyError(f"recon_step: the batch lacks {sorted(missing)}; use recon_data datasets")
-    b = {k: batch[k].to(device) for k in ("x_u", "k0", "mask", "target")}
-    return model(b["x_u"], b["k0"], b["mask"]), b["target"]
-
-
-def mse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``mean |prediction - target|^2``; real or complex tensors."""
-    return torch.mean(torch.abs(prediction - target) ** 2)
-
-
-def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``mean |prediction - target|``; real or complex tensors (complex modulus)."""
-    return torch.mean(torch.abs(prediction - target))
 
 
 def _magnitudes(x: torch.Tensor) -> np.ndarray:
@@ -111,7 +94,7 @@ def train_one_epoch(
     model: nn.Module,
     loader: Iterable[Batch],
     optimizer: torch.optim.Optimizer,
-    loss_fn: Loss = mse_loss,
+    loss_fn: Loss = MSE,
     step: Step = pair_step,
     device: torch.device | str | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
@@ -227,7 +210,7 @@ def fit(
     *,
     epochs: int = 10,
     lr: float = 1e-3,
-    loss_fn: Loss = mse_loss,
+    loss_fn: Loss = MSE,
     step: Step = pair_step,
     seed: int = 0,
     device: torch.device | str | None = None,

@@ -6,36 +6,22 @@ with a 1D random Cartesian mask (centre fraction 0.08); masks, phases and flips 
 epoch. Validation on the ``val`` split with fixed masks (seed ``recon_data.VAL_SEED``); the
 ``test`` split is left for ``benchmarks/recon.py``.
 
-The weights go to ``dlmi_utils/weights/NAME.pt`` with ``NAME.json`` recording these
-arguments, the model's constructor arguments, the training time and the validation PSNR/SSIM
+The weights go to ``dlmi_utils/weights/NAME.pt`` with the record ``NAME.json``
+(:mod:`dlmi_utils.pretrained`): the model, the command, the data and the validation PSNR/SSIM
 measured on the CPU at the end (``tests/test_pretrained_cascade.py`` reproduces them)::
 
     python scripts/train_cascade.py --accel 4                 # -> cascade_r4
     python scripts/train_cascade.py --accel 8                 # -> cascade_r8
     python scripts/train_cascade.py --model unet --accel 4    # -> unet_r4 (no DC)
 
-The shipped cascades were made on a CPU in three runs, each from the weights of the one
-before (``--init``; the JSON keeps the record of the run it started from, see
-:func:`dlmi_utils.pretrained.lineage`):
-
-1. ``--epochs 8 --crop-rows 128 --lr 2e-3`` (R = 4, from scratch, 2 threads, 26 min);
-2. the same with ``--accel 8 --init cascade_r4 --epochs 3`` (R = 8, one thread, 13 min);
-3. ``--epochs 80 --lr 1e-3 --threads 1 --init cascade_r4`` (R = 4) and the same with
-   ``--accel 8 --init cascade_r8`` (R = 8), side by side on the two cores, 85 and 82 min.
-   Most of the cascades' quality comes from this long run: the validation PSNR rose from
-   32.64 to 35.66 dB at R = 4 and from 29.26 to 30.51 dB at R = 8.
-
-The U-Nets, the same way: ``unet_r4``: ``--model unet --epochs 6 --lr 2e-3`` (from scratch,
-18 min), then ``--model unet --epochs 64 --lr 1e-3 --threads 1 --init unet_r4`` (69 min; the
-validation PSNR rose from 26.58 to 28.75 dB); ``unet_r8``: ``--model unet --accel 8 --init
-unet_r4 --epochs 16 --lr 1e-3 --threads 2`` from that ``unet_r4``. Each JSON records its exact
-arguments and time. Runs on the GPU when there is one.
+Weights made in stages (``--init NAME`` starts from shipped weights, e.g. R = 8 from R = 4)
+record the whole chain of commands in their JSON's ``command``: one line that remakes them
+from scratch. Runs on the GPU when there is one.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,22 +30,29 @@ import torch
 from torch.utils.data import DataLoader
 
 from dlmi_utils.device import get_device, seed_everything
+from dlmi_utils.losses import L1Loss, L2Loss
 from dlmi_utils.mri import DeepCascade, UNetRecon
-from dlmi_utils.mri.datasets import DEFAULT_CENTER_FRACTION, DEFAULT_MASK, brain_slices_dataset
-from dlmi_utils.pretrained import load_meta, load_pretrained, save_pretrained
-from dlmi_utils.train import evaluate, fit, l1_loss, mse_loss, recon_step
+from dlmi_utils.mri.datasets import (
+    DEFAULT_CENTER_FRACTION,
+    DEFAULT_MASK,
+    brain_slices_dataset,
+    recon_step,
+)
+from dlmi_utils.mri.dc import DC_MODES
+from dlmi_utils.pretrained import load_pretrained, load_record, save_pretrained
+from dlmi_utils.train import evaluate, fit
 
-LOSSES = {"l1": l1_loss, "mse": mse_loss}
+LOSSES = {"l1": L1Loss, "mse": L2Loss}
 
 
 def build_model(args: argparse.Namespace) -> tuple[torch.nn.Module, dict]:
     if args.model == "cascade":
         kwargs = dict(
-            n_cascades=args.n_cascades, n_convs=args.n_convs, n_filters=args.n_filters,
+            n_cascades=args.n_cascades, n_convs=args.n_convs, features=args.features,
             shared_weights=args.shared_weights, dc=args.dc, lam=args.lam,
         )
         return DeepCascade(**kwargs), kwargs
-    kwargs = dict(chans=args.chans, num_pool_layers=args.pools)
+    kwargs = dict(features=args.features, n_pools=args.n_pools)
     return UNetRecon(**kwargs), kwargs
 
 
@@ -71,12 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--orientations", nargs="+", default=["axial", "coronal", "sagittal"])
     p.add_argument("--n-cascades", type=int, default=5)
     p.add_argument("--n-convs", type=int, default=5)
-    p.add_argument("--n-filters", type=int, default=16)
+    p.add_argument("--features", type=int, default=16,
+                   help="filters of each cascade's convolutions; U-Net: of its first level")
     p.add_argument("--shared-weights", action="store_true")
-    p.add_argument("--dc", choices=("hard", "soft", "none"), default="hard")
+    p.add_argument("--dc", choices=DC_MODES, default="hard")
     p.add_argument("--lam", type=float, default=10.0, help="initial lambda of soft DC")
-    p.add_argument("--chans", type=int, default=16, help="U-Net channels at the first level")
-    p.add_argument("--pools", type=int, default=3, help="U-Net pooling levels")
+    p.add_argument("--n-pools", type=int, default=3, help="U-Net pooling levels")
     p.add_argument("--crop-rows", type=int, default=128,
                    help="train on random windows of this many rows (read-out direction)")
     p.add_argument("--noise-sigma", type=float, default=0.0, help="k-space noise (std)")
@@ -117,16 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     val_loader = DataLoader(val_set, batch_size=8)
     model, model_kwargs = build_model(args)
     if args.init is not None:
-        if load_meta(args.init)["model_kwargs"] != model_kwargs:
+        if load_record(args.init)["model_kwargs"] != model_kwargs:
             raise SystemExit(f"--init {args.init} has other model arguments than {model_kwargs}")
-        load_pretrained(args.init, model)
+        model.load_state_dict(load_pretrained(args.init).state_dict())
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{args.name}: {type(model).__name__}({model_kwargs}), {n_params} parameters; "
           f"{len(train_set)} training and {len(val_set)} validation slices; device {device}")
 
     t0 = time.perf_counter()
     history = fit(model, train_loader, val_loader, epochs=args.epochs, lr=args.lr,
-                  loss_fn=LOSSES[args.loss], step=recon_step, seed=args.seed, device=device,
+                  loss_fn=LOSSES[args.loss](), step=recon_step, seed=args.seed, device=device,
                   checkpoint=args.checkpoint, resume=args.checkpoint is not None)
     train_seconds = time.perf_counter() - t0
 
@@ -137,26 +130,26 @@ def main(argv: list[str] | None = None) -> int:
           f"({scores['n']} slices); training {train_seconds / 60:.1f} min")
     if args.no_save:
         return 0
-    meta = {
-        "script": "scripts/train_cascade.py",
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "model": type(model).__name__,
-        "model_kwargs": model_kwargs,
-        "n_parameters": n_params,
-        "init": load_meta(args.init) if args.init is not None else None,
-        "val_data": {"split": "val", **data, "orientations": list(args.orientations)},
-        "val_psnr": round(scores["psnr"], 4),
-        "val_ssim": round(scores["ssim"], 5),
-        "val_slices": scores["n"],
-        "history": {k: [round(x, 5) for x in v] if isinstance(v, list) else round(v, 1)
-                    for k, v in history.to_dict().items()},
-        "train_seconds": round(train_seconds, 1),
-        "train_device": str(device),
-        "train_threads": torch.get_num_threads(),
-        "platform": f"{platform.machine()} {platform.processor() or platform.system()}",
-        "torch": torch.__version__,
-    }
-    path = save_pretrained(args.name, model, meta)
+    command = " ".join(["python scripts/train_cascade.py", *(argv if argv is not None
+                                                              else sys.argv[1:])])
+    run = {"acceleration": args.accel, "epochs": args.epochs, "lr": args.lr, "loss": args.loss,
+           "threads": torch.get_num_threads(), "seconds": round(train_seconds, 1),
+           "psnr": round(scores["psnr"], 4), "ssim": round(scores["ssim"], 5),
+           "val_psnr_per_epoch": [round(x, 5) for x in history.val_psnr]}
+    runs = [run]
+    if args.init is not None:  # the chain that remakes the starting weights, then this run
+        start = load_record(args.init)
+        command = f"{start['command']} && {command}"
+        runs = start.get("training", {}).get("runs", []) + runs
+    path = save_pretrained(
+        args.name, model, command=command,
+        data={"dataset": "brain slices (dlmi_utils.data.load_brain_slices)",
+              "train_split": "train", "val_split": "val", "crop_rows": args.crop_rows,
+              **data, "orientations": list(args.orientations)},
+        validation={"psnr": round(scores["psnr"], 4), "ssim": round(scores["ssim"], 5),
+                    "slices": scores["n"]},
+        training={"runs": runs},
+    )
     print(f"saved {path} ({path.stat().st_size / 1e3:.0f} kB)")
     return 0
 

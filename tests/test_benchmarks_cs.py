@@ -8,6 +8,8 @@ import pytest
 
 pytest.importorskip("sigpy")
 
+pytestmark = pytest.mark.slow  # each test runs a benchmark script
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
     "zero_filled",

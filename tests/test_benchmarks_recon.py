@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # each test runs a benchmark script
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("zero_filled", "cs", "cascade", "unet")

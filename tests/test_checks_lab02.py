@@ -5,7 +5,7 @@ import pytest
 
 from dlmi_utils.course.checks import lab02
 from dlmi_utils.fourier import fft2c, ifft2c
-from dlmi_utils.mri import cs
+from dlmi_utils.mri import MRIForward, cs, data_consistency
 
 
 # ----------------------------------------------------------------------------- right answers
@@ -21,6 +21,10 @@ def _soft_threshold_polar(z, t):
 def _ista_step(x, y, physics, wavelet, lam, alpha):
     z = x - alpha * physics.A_adjoint(physics.A(x) - y)
     return wavelet.inverse(cs.soft_threshold(wavelet.forward(z), lam * alpha))
+
+
+def _package_dc_step(x_d, y, mask, nu=None):
+    return data_consistency(x_d, y, MRIForward(mask), nu)
 
 
 def _dc_step(x_d, y, mask, nu=None):
@@ -41,7 +45,7 @@ def _dc_step(x_d, y, mask, nu=None):
         (lab02.check_soft_threshold, cs.soft_threshold),
         (lab02.check_ista_step, _ista_step),
         (lab02.check_dc_step, _dc_step),
-        (lab02.check_dc_step, cs.data_consistency),
+        (lab02.check_dc_step, _package_dc_step),
     ],
 )
 def test_right_answers_pass(check, fn, strict):
@@ -203,7 +207,7 @@ def test_strict_uses_other_sizes_and_seeds():
     """An answer that only works on the self-check's sizes fails the grader's checks."""
 
     def only_for_16x16(x_d, y, mask, nu=None):
-        return cs.data_consistency(x_d, y, mask, nu) if x_d.shape == (16, 16) else x_d
+        return _package_dc_step(x_d, y, mask, nu) if x_d.shape == (16, 16) else x_d
 
     def only_for_32x32(x, y, physics, wavelet, lam, alpha):
         if x.shape != (32, 32):

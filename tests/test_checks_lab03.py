@@ -7,28 +7,28 @@ from dlmi_utils.course.checks import lab03
 from dlmi_utils.fourier import channels_to_complex, complex_to_channels, fft2c, ifft2c
 
 
-def _dc(k_cnn, k0, mask, lam=None):
+def _dc(k_cnn, y, mask, lam=None):
     m = mask.to(k_cnn.real.dtype)
     if lam is None:
-        return (1 - m) * k_cnn + m * k0
-    return (1 - m) * k_cnn + m * (k_cnn + lam * k0) / (1 + lam)
+        return (1 - m) * k_cnn + m * y
+    return (1 - m) * k_cnn + m * (k_cnn + lam * y) / (1 + lam)
 
 
-def _backward(g, k_cnn, k0, mask, lam):
+def _backward(g, k_cnn, y, mask, lam):
     m = mask.to(k_cnn.real.dtype)
     if lam is None:
         return (1 - m) * g, None
-    grad_lam = torch.real(torch.sum(torch.conj(g) * m * (k0 - k_cnn))) / (1 + lam) ** 2
+    grad_lam = torch.real(torch.sum(torch.conj(g) * m * (y - k_cnn))) / (1 + lam) ** 2
     return ((1 - m) + m / (1 + lam)) * g, grad_lam
 
 
-def _cascade(x_u, k0, mask, cnns, residual=True, dc=True):
+def _cascade(x_u, y, mask, cnns, residual=True, dc=True):
     x = x_u
     for cnn in cnns:
         out = channels_to_complex(cnn(complex_to_channels(x)))
         x = x + out if residual else out
         if dc:
-            x = ifft2c(_dc(fft2c(x), k0, mask))
+            x = ifft2c(_dc(fft2c(x), y, mask))
     return x
 
 
@@ -68,11 +68,11 @@ def test_bool_mask_subtraction_is_a_hint_not_a_todo():
 
 
 def test_missing_conj_in_lambda_gradient_is_named():
-    def no_conj(g, k_cnn, k0, mask, lam):
-        grad_k, _ = _backward(g, k_cnn, k0, mask, lam)
+    def no_conj(g, k_cnn, y, mask, lam):
+        grad_k, _ = _backward(g, k_cnn, y, mask, lam)
         if lam is None:
             return grad_k, None
-        return grad_k, torch.real(torch.sum(g * mask * (k0 - k_cnn))) / (1 + lam) ** 2
+        return grad_k, torch.real(torch.sum(g * mask * (y - k_cnn))) / (1 + lam) ** 2
 
     result = lab03.check_dc_backward(no_conj)
     assert not result.ok and "conjugate" in _hints(result)
@@ -131,21 +131,21 @@ def test_hard_form_slips_are_named():
 
 
 def test_soft_backward_slips_are_named():
-    def hard_only(g, k_cnn, k0, mask, lam):
+    def hard_only(g, k_cnn, y, mask, lam):
         return (1 - mask) * g, (None if lam is None else torch.zeros(()))
 
     assert "hard form" in _hints(lab03.check_dc_backward(hard_only))
 
-    def wrong_sign(g, k_cnn, k0, mask, lam):
-        grad_k, grad_lam = _backward(g, k_cnn, k0, mask, lam)
+    def wrong_sign(g, k_cnn, y, mask, lam):
+        grad_k, grad_lam = _backward(g, k_cnn, y, mask, lam)
         return grad_k, (None if lam is None else -grad_lam)
 
     assert "wrong sign" in _hints(lab03.check_dc_backward(wrong_sign))
 
-    def complex_lam(g, k_cnn, k0, mask, lam):
-        grad_k, grad_lam = _backward(g, k_cnn, k0, mask, lam)
+    def complex_lam(g, k_cnn, y, mask, lam):
+        grad_k, grad_lam = _backward(g, k_cnn, y, mask, lam)
         if lam is None:
             return grad_k, None
-        return grad_k, torch.sum(torch.conj(g) * mask * (k0 - k_cnn)) / (1 + lam) ** 2
+        return grad_k, torch.sum(torch.conj(g) * mask * (y - k_cnn)) / (1 + lam) ** 2
 
     assert "real part" in _hints(lab03.check_dc_backward(complex_lam))

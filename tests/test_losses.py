@@ -138,9 +138,19 @@ def test_image_losses_reject_bad_shapes_and_complex():
     with pytest.raises(ValueError, match="same shape"):
         L.SSIMLoss()(x, target[:, 0])
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
-        L.L1Loss()(x[0], target[0])
+        L.SSIMLoss()(x[0], target[0])
     with pytest.raises(TypeError, match="magnitude"):
-        L.L2Loss()(x.to(torch.complex128), target.to(torch.complex128))
+        L.SSIMLoss()(x.to(torch.complex128), target.to(torch.complex128))
+    with pytest.raises(ValueError, match="same shape"):
+        L.L1Loss()(x, target[:, 0])
+
+
+def test_pixel_losses_compare_complex_images_by_the_modulus_of_the_difference():
+    a = torch.tensor([[1 + 1j, 0j]])
+    b = torch.zeros(1, 2, dtype=torch.complex64)
+    assert L.L2Loss()(a, b).item() == pytest.approx(1.0)
+    assert L.L1Loss()(a, b).item() == pytest.approx(2**0.5 / 2)
+    assert L.L1Loss(reduction="none")(a, b).shape == (1,)
 
 
 # ------------------------------------------------------------------ Dice

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlmi_utils.fourier import fft2c
-from dlmi_utils.mri import MRIForward, add_smooth_phase, birdcage_maps, undersample
+from dlmi_utils.fourier import fft2c, ifft2c
+from dlmi_utils.mri import MRIForward, add_smooth_phase, birdcage_maps
 from dlmi_utils.mri.sampling import make_mask
 
 H, W = 24, 20
@@ -145,18 +145,60 @@ def test_smooth_phase_seeded_and_per_image():
 
 
 @pytest.mark.parametrize("kind", ["numpy", "torch"])
-def test_undersample_noise_level_and_mask(kind):
+def test_measure_adds_noise_of_the_given_level_on_sampled_entries_only(kind):
     mask = make_mask("random", (128, 128), 4, seed=0)
-    k = np.zeros((128, 128), dtype=np.complex64)
+    x = np.zeros((128, 128), dtype=np.complex64)
     if kind == "torch":
-        k, mask = torch.from_numpy(k), torch.from_numpy(mask)
-    y = undersample(k, mask, noise_sigma=0.1, seed=0)
-    assert type(y) is type(k) and y.dtype == k.dtype
+        x, mask = torch.from_numpy(x), torch.from_numpy(mask)
+    physics = MRIForward(mask)
+    y = physics.measure(x, noise_sigma=0.1, seed=0)
+    assert type(y) is type(x) and y.dtype == x.dtype
     y, mask = np.asarray(y), np.asarray(mask)
     assert np.all(y[~mask] == 0)
     assert np.sqrt(np.mean(np.abs(y[mask]) ** 2)) == pytest.approx(0.1, rel=0.05)
     assert np.std(y[mask].real) == pytest.approx(0.1 / np.sqrt(2), rel=0.05)
-    np.testing.assert_array_equal(undersample(k, mask, 0.1, seed=0), y)
+    np.testing.assert_array_equal(physics.measure(x, 0.1, seed=0), y)
+
+
+def test_measure_is_the_operator_plus_the_noise_of_the_noise_module():
+    from dlmi_utils.noise import add_complex_gaussian_noise
+
+    x = _random_complex((H, W), np.complex64, 5)
+    physics = _physics(False, np.complex64, "numpy")
+    np.testing.assert_array_equal(physics.measure(x), physics.A(x))
+    noisy = add_complex_gaussian_noise(fft2c(x), 0.3, seed=7) * physics.mask
+    np.testing.assert_array_equal(physics.measure(x, 0.3, seed=7), noisy)
+    coils = _physics(True, np.complex64, "numpy")
+    y = coils.measure(x, 0.3, seed=7)
+    assert y.shape == (4, H, W) and np.all(y[:, ~physics.mask] == 0)
+
+
+@pytest.mark.parametrize("coils", [False, True])
+def test_mask_kspace_zeroes_the_unsampled_entries(coils):
+    physics = _physics(coils, np.complex128, "torch")
+    shape = (2, 4, H, W) if coils else (2, H, W)
+    y = torch.from_numpy(_random_complex(shape, np.complex128, 6))
+    masked = physics.mask_kspace(y)
+    torch.testing.assert_close(masked, y * physics.mask)
+    torch.testing.assert_close(physics.A_adjoint(masked), physics.A_adjoint(y))
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (7, 6), (9, 5)])
+def test_fourier_layout_agrees_with_the_centred_transforms(shape):
+    mask = torch.from_numpy(make_mask("random", shape, 2, seed=0))
+    layout = MRIForward(mask).fourier_layout(torch.zeros(1, dtype=torch.complex128))
+    assert layout.plain == (shape[0] % 2 == 0 and shape[1] % 2 == 0)
+    x = torch.from_numpy(_random_complex((2, *shape), np.complex128, 8))
+    torch.testing.assert_close(layout.fft(x), layout.to_layout(fft2c(x)))
+    torch.testing.assert_close(layout.ifft(layout.to_layout(fft2c(x))), x)
+    torch.testing.assert_close(layout.from_layout(layout.to_layout(fft2c(x))), fft2c(x))
+    torch.testing.assert_close(layout.ifft(layout.mask * layout.fft(x)), ifft2c(fft2c(x) * mask))
+    k = torch.from_numpy(_random_complex((2, *shape), np.complex128, 9))
+    # from_layout is the adjoint of to_layout: <to(a), b> = <a, from(b)>
+    assert _inner(layout.to_layout(fft2c(x)), k) == pytest.approx(
+        _inner(fft2c(x), layout.from_layout(k)), rel=1e-12)
+    with pytest.raises(ValueError, match="coil"):
+        MRIForward(mask, birdcage_maps(2, shape)).fourier_layout(x)
 
 
 def test_image_shape_not_matching_mask_rejected():
@@ -180,5 +222,5 @@ def test_bad_mask_and_maps_rejected():
         MRIForward(np.ones((H, W)), birdcage_maps(2, (H + 1, W)))
     with pytest.raises(TypeError, match="numpy array or a torch tensor"):
         MRIForward([[1, 0]])
-    with pytest.raises(ValueError, match="does not match k-space"):
-        undersample(np.ones((H, W)), np.ones((H, W + 1)))
+    with pytest.raises(ValueError, match="noise_sigma"):
+        MRIForward(np.ones((H, W))).measure(np.ones((H, W)), noise_sigma=-1.0)

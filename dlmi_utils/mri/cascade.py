@@ -4,7 +4,11 @@
 (``x <- x + CNN(x)``, real and imaginary parts as two channels), then a data-consistency
 layer puts the measured k-space samples back (:mod:`dlmi_utils.mri.dc`)::
 
-    x_0 = x_u = F^H s0,   x_{i+1} = DC(x_i + CNN_i(x_i), s0, Omega)
+    x_0 = x_u = A^H y,   x_{i+1} = DC(x_i + CNN_i(x_i), y, A)
+
+The network takes the measured data ``y`` and the operator ``A`` (an
+:class:`~dlmi_utils.mri.MRIForward`): with coil maps the CNNs see the coil-combined image
+``A^H y`` and the DC layers use ``A = M F S``, so the same weights serve both.
 
 Schlemper's D5-C5 network has 5 cascades of 5 convolutions with 64 filters; the labs ship a
 smaller one (fewer filters) that runs in well under a second on a laptop CPU.
@@ -17,28 +21,26 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlmi_utils.fourier import channels_to_complex, complex_to_channels_last, to_fft_layout
-from dlmi_utils.mri.dc import DataConsistency
-from dlmi_utils.pretrained import load_meta, load_pretrained
-
-DC_CHOICES = ("hard", "soft", "none")
+from dlmi_utils.fourier import channels_to_complex, complex_to_channels_last
+from dlmi_utils.mri.dc import DC_MODES, DataConsistency
+from dlmi_utils.mri.physics import MRIForward, zero_filled_input
 
 
 class ResidualCNNBlock(nn.Module):
     """``x -> x + CNN(x)`` on ``(B, 2, H, W)`` real tensors (real and imaginary channels).
 
-    ``n_convs`` 3x3 convolutions (``2 -> n_filters -> ... -> n_filters -> 2``), ReLU between
+    ``n_convs`` 3x3 convolutions (``2 -> features -> ... -> features -> 2``), ReLU between
     them and none after the last, so the block learns the aliasing artefact to remove.
     """
 
-    def __init__(self, n_convs: int = 5, n_filters: int = 32, channels: int = 2):
+    def __init__(self, n_convs: int = 5, features: int = 32, channels: int = 2):
         super().__init__()
         if n_convs < 2:
             raise ValueError(f"a residual CNN block needs n_convs >= 2, got {n_convs}")
-        if n_filters < 1:
-            raise ValueError(f"n_filters must be positive, got {n_filters}")
+        if features < 1:
+            raise ValueError(f"features must be positive, got {features}")
         layers: list[nn.Module] = []
-        widths = [channels] + [n_filters] * (n_convs - 1) + [channels]
+        widths = [channels] + [features] * (n_convs - 1) + [channels]
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))
             if i < n_convs - 1:
@@ -57,12 +59,14 @@ class ResidualCNNBlock(nn.Module):
 class DeepCascade(nn.Module):
     """Cascade of residual CNN blocks interleaved with data-consistency layers.
 
-    ``forward(x_u, s0, mask) -> x_rec``: ``x_u`` the zero-filled image ``(B, H, W)`` complex,
-    ``s0`` the measured k-space ``(B, H, W)`` complex, ``mask`` 0/1 broadcastable to it.
+    ``forward(y, physics) -> x_rec``: ``y`` the measured k-space as ``physics.A`` returns it,
+    ``(B, H, W)`` complex for one coil, ``(B, C, H, W)`` with coils; ``physics`` the
+    :class:`~dlmi_utils.mri.MRIForward` that measured it. Starts from ``x_u = A^H y``.
 
     - ``shared_weights``: one CNN used by every cascade (fewer parameters) or one each.
     - ``dc``: ``"hard"`` (noiseless), ``"soft"`` (one learned lambda per cascade) or
-      ``"none"`` (the ablation: a deep residual CNN that never sees the measured data again).
+      ``"none"`` (the ablation: a deep residual CNN that never sees the measured data again);
+      :data:`dlmi_utils.mri.dc.DC_MODES`.
     - ``normalize``: divide the inputs by the largest magnitude of ``x_u`` and scale back,
       so the network works on images of any intensity scale (the DC layer is linear).
     """
@@ -71,7 +75,7 @@ class DeepCascade(nn.Module):
         self,
         n_cascades: int = 5,
         n_convs: int = 5,
-        n_filters: int = 32,
+        features: int = 32,
         shared_weights: bool = False,
         dc: str = "hard",
         lam: float = 10.0,
@@ -80,42 +84,33 @@ class DeepCascade(nn.Module):
         super().__init__()
         if n_cascades < 1:
             raise ValueError(f"n_cascades must be at least 1, got {n_cascades}")
-        if dc not in DC_CHOICES:
-            raise ValueError(f"dc must be one of {DC_CHOICES}, got {dc!r}")
+        if dc not in DC_MODES:
+            raise ValueError(f"dc must be one of {DC_MODES}, got {dc!r}")
         self.config: dict[str, Any] = dict(
-            n_cascades=n_cascades, n_convs=n_convs, n_filters=n_filters,
+            n_cascades=n_cascades, n_convs=n_convs, features=features,
             shared_weights=shared_weights, dc=dc, lam=lam, normalize=normalize,
         )
         if shared_weights:
-            block = ResidualCNNBlock(n_convs, n_filters)
+            block = ResidualCNNBlock(n_convs, features)
             self.cnns = nn.ModuleList([block] * n_cascades)
         else:
             self.cnns = nn.ModuleList(
-                ResidualCNNBlock(n_convs, n_filters) for _ in range(n_cascades)
+                ResidualCNNBlock(n_convs, features) for _ in range(n_cascades)
             )
-        if dc == "none":
-            self.dcs = None
-        else:
-            self.dcs = nn.ModuleList(DataConsistency(dc, lam=lam) for _ in range(n_cascades))
+        self.dcs = nn.ModuleList(DataConsistency(dc, lam=lam) for _ in range(n_cascades))
         self.normalize = normalize
 
     def forward(
         self,
-        x_u: torch.Tensor,
-        s0: torch.Tensor,
-        mask: torch.Tensor,
+        y: torch.Tensor,
+        physics: MRIForward,
+        *,
         n_cascades: int | None = None,
         skip_dc: bool = False,
     ) -> torch.Tensor:
         """``x_rec`` ``(B, H, W)`` complex; for ablations, ``n_cascades`` runs only the first
         blocks and ``skip_dc`` leaves the DC layers out (the network as trained otherwise)."""
-        if not (isinstance(x_u, torch.Tensor) and x_u.is_complex() and x_u.ndim == 3):
-            raise ValueError(
-                "DeepCascade expects the zero-filled image as a complex (B, H, W) tensor, got "
-                f"{tuple(x_u.shape) if isinstance(x_u, torch.Tensor) else type(x_u).__name__}"
-            )
-        if s0.shape != x_u.shape:
-            raise ValueError(f"k-space {tuple(s0.shape)} must match the image {tuple(x_u.shape)}")
+        x_u = zero_filled_input(y, physics, type(self).__name__)
         scale = torch.ones(x_u.shape[0], 1, 1, device=x_u.device)
         if self.normalize:
             scale = x_u.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
@@ -124,24 +119,16 @@ class DeepCascade(nn.Module):
             raise ValueError(f"n_cascades must be between 0 and {len(self.cnns)}, got {n}")
         # channels-last: the DC layers read it as the complex image without copies
         x = complex_to_channels_last(x_u / scale)
-        s0 = s0 / scale
-        h, w = x_u.shape[-2:]
-        # even sizes: shift the data once here rather than in every DC layer (a mask that is
-        # not a tensor is left for the DC layer to report)
-        fft_layout = h % 2 == 0 and w % 2 == 0 and isinstance(mask, torch.Tensor)
-        if fft_layout:
-            s0 = to_fft_layout(s0)
-            mask = torch.fft.ifftshift(mask.reshape((1,) * (2 - mask.ndim) + mask.shape),
-                                       dim=(-2, -1))
-        for i, cnn in enumerate(self.cnns[:n]):
+        y = y / scale.reshape(-1, *[1] * (y.ndim - 1))
+        for cnn, dc in zip(self.cnns[:n], self.dcs[:n], strict=True):
             x = cnn(x)
-            if self.dcs is not None and not skip_dc:
-                x = self.dcs[i](x, s0, mask, fft_layout=fft_layout)
+            if not skip_dc:
+                x = dc(x, y, physics)
         return channels_to_complex(x) * scale
 
     def lambdas(self) -> list[float]:
         """The learned lambda of each soft DC layer (empty for hard or no DC)."""
-        if self.dcs is None or self.config["dc"] != "soft":
+        if self.config["dc"] != "soft":
             return []
         return [float(d.lam.detach()) for d in self.dcs]
 
@@ -160,17 +147,3 @@ def with_data_consistency(model: DeepCascade, dc: str, lam: float = 10.0) -> Dee
     new.cnns.load_state_dict(model.cnns.state_dict())
     device = next(model.parameters()).device
     return new.to(device).train(model.training)
-
-
-def pretrained_cascade(
-    acceleration: int = 4, device: torch.device | str = "cpu", variant: str = ""
-) -> DeepCascade:
-    """The shipped cascade for ``acceleration`` 4 or 8, in eval mode, in one call.
-
-    Trained by ``scripts/train_cascade.py`` on the brain slices (1D random Cartesian masks,
-    centre fraction 0.08); ``dlmi_utils.pretrained.load_meta(f"cascade_r{R}")`` tells how
-    and its validation PSNR/SSIM. ``variant`` selects an ablation set (e.g. ``"_nodc"``).
-    """
-    name = f"cascade_r{acceleration}{variant}"
-    model = DeepCascade(**load_meta(name)["model_kwargs"])
-    return load_pretrained(name, model, device)[0]

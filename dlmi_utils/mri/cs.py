@@ -16,8 +16,8 @@ of ``lam`` are about ``1e-4`` to ``1e-2`` (``1e-3``, the default, is a good star
   solved by the primal-dual algorithm of Chambolle & Pock (2011).
 - :func:`dictionary_learning_recon`: the course's dictionary-learning MRI (Ravishankar &
   Bresler 2011): learn a patch dictionary on the current image, sparse-code its patches, and
-  enforce data consistency in k-space, a few times over (:func:`omp`,
-  :func:`learn_dictionary`).
+  enforce data consistency with the DC layer of :mod:`dlmi_utils.mri.dc`, a few times over
+  (:func:`omp`, :func:`learn_dictionary`).
 
 ``history`` holds one entry per iteration: ``objective``, ``time`` (seconds in the solver
 so far, metrics excluded) and ``psnr`` (dB, on magnitudes, when ``reference`` is given).
@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dlmi_utils.fourier import fft2c, ifft2c
 from dlmi_utils.metrics import psnr as _psnr
+from dlmi_utils.mri.dc import data_consistency
 
 
 @dataclass
@@ -552,36 +552,6 @@ def learn_dictionary(
     return D
 
 
-def data_consistency(x, y, mask, nu: float | None = None) -> np.ndarray:
-    """Step 4 of :func:`dictionary_learning_recon`: the measured k-space put back into ``x``.
-
-    With ``s = F x`` (:func:`dlmi_utils.fourier.fft2c`, centred and orthonormal) and the
-    sampled set ``Omega`` (``mask``)::
-
-        s(j) = y(j)                           j in Omega, noiseless data (nu=None)
-        s(j) = (s(j) + nu y(j)) / (1 + nu)    j in Omega, noisy data (nu >= 0)
-        s(j) unchanged                        j not in Omega
-
-    and returns ``F^H s``. ``x`` ``(H, W)`` image (complex or real), ``y`` ``(H, W)`` measured
-    k-space (numpy or torch; its values off the mask are ignored), ``mask`` ``(H, W)`` bool or
-    0/1. Returns ``(H, W)`` complex (``complex64`` for single-precision input).
-    """
-    x = np.asarray(x)
-    y = _to_numpy(y)
-    mask = _to_numpy(mask)
-    if x.ndim != 2 or y.shape != x.shape or mask.shape != x.shape:
-        raise ValueError(
-            f"data_consistency: x, y and mask must all be (H, W) of the same shape, got "
-            f"{x.shape}, {y.shape} and {mask.shape}"
-        )
-    if nu is not None and not nu >= 0:
-        raise ValueError(f"nu must be None (noiseless data) or >= 0, got {nu!r}")
-    mask = mask.astype(bool)
-    k = fft2c(x)
-    k[mask] = y[mask] if nu is None else (k[mask] + nu * y[mask]) / (1 + nu)
-    return ifft2c(k)
-
-
 def dictionary_learning_recon(
     physics,
     y,
@@ -591,7 +561,7 @@ def dictionary_learning_recon(
     n_atoms: int = 128,
     sparsity: int = 5,
     error_rms=None,
-    nu: float | None = None,
+    lam: float | None = None,
     n_train: int = 4000,
     dict_epochs: int = 5,
     tol: float = 0.0,
@@ -614,17 +584,18 @@ def dictionary_learning_recon(
        aliasing: a flat patch is coded by its mean alone, its noise-like aliasing is dropped.
        ``error_rms`` is a number or one number per iteration; the default decreases
        geometrically from 0.03 to 0.005 (coarse first, finer details later);
-    4. enforces data consistency in k-space, ``s = F x_D``:
-       ``s(j) = y(j)`` on the sampled set ``Omega`` (``nu=None``, noiseless data) or
-       ``s(j) = (s(j) + nu y(j)) / (1 + nu)`` (noisy data), unchanged elsewhere; ``x = F^H s``
-       (:func:`data_consistency`).
+    4. enforces data consistency, :func:`dlmi_utils.mri.dc.data_consistency` (the DC layer
+       of Lab 03): for one coil, with ``s = F x_D``, ``s(j) = y(j)`` on the sampled set
+       ``Omega`` (``lam=None``, noiseless data) or ``s(j) = (s(j) + lam y(j)) / (1 + lam)``
+       (noisy data; the slides' ``nu``), unchanged elsewhere; ``x = F^H s``. With coils, its
+       least-squares form.
 
     A complex patch is handled as one real vector, its real parts followed by its imaginary
     parts (``2 patch_size^2`` values), so an atom carries a phase pattern too. ``physics``
-    must be single-coil Cartesian (:class:`~dlmi_utils.mri.MRIForward` without
-    sensitivities): step 4 needs ``physics.mask``. ``history["objective"]`` is the sparse
-    approximation error ``sum ||R_ij x - D alpha_ij||^2`` of the iteration. A few seconds for a
-    256 x 256 image on 2 CPU cores with the defaults.
+    is the :class:`~dlmi_utils.mri.MRIForward` that measured ``y`` (the DC step needs its
+    mask). ``history["objective"]`` is the sparse approximation error
+    ``sum ||R_ij x - D alpha_ij||^2`` of the iteration. A few seconds for a 256 x 256 image on
+    2 CPU cores with the defaults.
     """
     from threadpoolctl import threadpool_limits
 
@@ -639,7 +610,7 @@ def dictionary_learning_recon(
             n_atoms,
             sparsity,
             error_rms,
-            nu,
+            lam,
             n_train,
             dict_epochs,
             tol,
@@ -658,7 +629,7 @@ def _dictionary_learning(
     n_atoms,
     sparsity,
     error_rms,
-    nu,
+    lam,
     n_train,
     dict_epochs,
     tol,
@@ -666,15 +637,9 @@ def _dictionary_learning(
     reference,
     progress,
 ) -> CSResult:
-    if getattr(physics, "sensitivities", None) is not None or not hasattr(physics, "mask"):
-        raise TypeError(
-            "dictionary_learning_recon needs a single-coil Cartesian operator with a .mask "
-            "(dlmi_utils.mri.MRIForward(mask) without sensitivities): its data consistency "
-            "replaces the sampled k-space entries"
-        )
     _check_common(0.0, n_iter, tol)
-    if nu is not None and not nu >= 0:
-        raise ValueError(f"nu must be None (noiseless data) or >= 0, got {nu!r}")
+    if lam is not None and not lam >= 0:
+        raise ValueError(f"lam must be None (noiseless data) or >= 0, got {lam!r}")
     sizes = {
         "patch_size": patch_size,
         "stride": stride,
@@ -703,7 +668,6 @@ def _dictionary_learning(
             f"error_rms must be >= 0 (one value, or one per iteration), got {error_rms}"
         )
     errors = errors * float(np.abs(x).max())
-    mask = np.broadcast_to(_to_numpy(physics.mask).astype(bool), x.shape)
     rows = _patch_starts(x.shape[0], patch_size, stride)
     cols = _patch_starts(x.shape[1], patch_size, stride)
     n = patch_size * patch_size
@@ -722,7 +686,7 @@ def _dictionary_learning(
         coded = omp(D, centred, sparsity, tol=errors[it] ** 2 * centred.shape[1]) @ D
         objective = float(np.sum((coded - centred) ** 2))
         x_d = _assemble(coded + means, x.shape, patch_size, rows, cols, x.dtype)
-        x_new = data_consistency(x_d, y, mask, nu).astype(x.dtype, copy=False)
+        x_new = data_consistency(x_d, y, physics, lam).astype(x.dtype, copy=False)
         done = _converged(x_new, x, tol)
         x = x_new
         track.log(objective, x)

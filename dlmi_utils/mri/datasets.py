@@ -3,9 +3,8 @@
 One image gives one example (:func:`simulate_acquisition`), with the course's notation::
 
     x      = |image| exp(i phi)                  (mri.add_smooth_phase: a realistic phase)
-    s      = F x                                 (fully sampled k-space)
-    s0     = M (s + n)                           (mri.undersample: mask M, noise n)
-    x_u    = F^H s0                              (the zero-filled image)
+    y      = M (F x + n)                         (MRIForward(M).measure: mask M, noise n)
+    x_u    = F^H y = A^H y                       (the zero-filled image)
 
 :class:`UndersampledSlices` is a ``torch`` dataset of such examples. For training
 (``fixed=False``) every epoch draws new masks and phases (``set_epoch``; the trainer calls it),
@@ -20,13 +19,13 @@ import time
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from dlmi_utils.data import load_brain_slices
-from dlmi_utils.fourier import fft2c, ifft2c
 from dlmi_utils.metrics import psnr, ssim
 from dlmi_utils.mri import cs
-from dlmi_utils.mri.physics import MRIForward, add_smooth_phase, undersample
+from dlmi_utils.mri.physics import MRIForward, add_smooth_phase
 from dlmi_utils.mri.sampling import make_mask
 
 DEFAULT_MASK = "random"
@@ -50,8 +49,9 @@ def simulate_acquisition(
     """One undersampled acquisition of a magnitude ``image`` ``(H, W)``.
 
     ``seed`` draws the mask (and the noise); ``phase_seed`` (default: ``seed``) the smooth
-    phase. Returns ``{"target": x, "x_u": x_u, "k0": s0, "mask": M}`` as torch tensors:
-    ``(H, W)`` complex64 for the first three, ``(H, W)`` float32 0/1 for the mask.
+    phase. Returns ``{"target": x, "x_u": x_u, "y": y, "mask": M}`` as torch tensors:
+    ``(H, W)`` complex64 for the first three, ``(H, W)`` float32 0/1 for the mask; the
+    operator is ``MRIForward(mask)``.
     """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
@@ -63,11 +63,12 @@ def simulate_acquisition(
         )
     x = add_smooth_phase(image.astype(np.float32), seed=seed if phase_seed is None else phase_seed)
     mask = make_mask(mask_kind, image.shape, acceleration, center_fraction, seed=seed)
-    s0 = undersample(fft2c(x), mask, noise_sigma=noise_sigma, seed=_seed(seed, 1))
+    physics = MRIForward(mask)
+    y = physics.measure(x, noise_sigma, seed=_seed(seed, 1))
     return {
         "target": torch.from_numpy(x),
-        "x_u": torch.from_numpy(ifft2c(s0)),
-        "k0": torch.from_numpy(s0),
+        "x_u": torch.from_numpy(physics.A_adjoint(y)),
+        "y": torch.from_numpy(y),
         "mask": torch.from_numpy(mask.astype(np.float32)),
     }
 
@@ -87,7 +88,7 @@ class UndersampledSlices(Dataset):
     """A dataset of undersampled acquisitions of magnitude images ``(N, H, W)``.
 
     Items are the dicts of :func:`simulate_acquisition` (batches: ``(B, H, W)``), which
-    :func:`dlmi_utils.train.recon_step` feeds to ``model(x_u, k0, mask)``.
+    :func:`recon_step` feeds to ``model(y, MRIForward(mask))``.
 
     - ``fixed=True`` (validation, test): image ``i`` always gets the same mask and phase.
     - ``fixed=False`` (training): new ones each epoch (``set_epoch``), and with ``augment`` a
@@ -163,6 +164,19 @@ VAL_SEED = 1
 TEST_SEED = 2
 
 
+def recon_step(model: nn.Module, batch: dict, device: torch.device | str):
+    """The trainer's step for these examples (:func:`dlmi_utils.train.fit`, ``step=``):
+    dict batch ``{"y", "mask", "target"}`` -> ``(model(y, MRIForward(mask)), target)``."""
+    missing = {"y", "mask", "target"} - set(batch)
+    if missing:
+        raise KeyError(
+            f"recon_step: the batch lacks {sorted(missing)}; batches come from "
+            "UndersampledSlices (dlmi_utils.mri.datasets)"
+        )
+    b = {k: batch[k].to(device) for k in ("y", "mask", "target")}
+    return model(b["y"], MRIForward(b["mask"])), b["target"]
+
+
 def brain_slices_dataset(
     split: str,
     acceleration: float,
@@ -216,7 +230,7 @@ Example = dict[str, torch.Tensor]
 
 
 def zero_filled_recon(example: Example) -> torch.Tensor:
-    """``x_u = F^H s0``, already in the example: ``(H, W)`` complex."""
+    """``x_u = A^H y``, already in the example: ``(H, W)`` complex."""
     return example["x_u"]
 
 
@@ -224,19 +238,20 @@ def cs_recon(acceleration: int, n_iter: int = 100):
     """``example -> image``: the tuned CS baseline (:func:`cs_baseline`)."""
     def run(example: Example) -> np.ndarray:
         physics = MRIForward(example["mask"].numpy())
-        return cs_baseline(physics, example["k0"].numpy(), acceleration, n_iter)
+        return cs_baseline(physics, example["y"].numpy(), acceleration, n_iter)
 
     return run
 
 
 def network_recon(model: torch.nn.Module, **options):
-    """``example -> image``: ``model(x_u, k0, mask, **options)`` on one example, no gradients."""
+    """``example -> image``: ``model(y, MRIForward(mask), **options)`` on one example (a
+    batch of one), no gradients; ``(H, W)`` complex on the CPU."""
     device = next(model.parameters()).device
 
     @torch.no_grad()
     def run(example: Example) -> torch.Tensor:
-        inputs = (example[k][None].to(device) for k in ("x_u", "k0", "mask"))
-        return model(*inputs, **options)[0].cpu()
+        physics = MRIForward(example["mask"].to(device))
+        return model(example["y"][None].to(device), physics, **options)[0].cpu()
 
     return run
 

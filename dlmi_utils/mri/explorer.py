@@ -18,8 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dlmi_utils import metrics
-from dlmi_utils.fourier import fft2c
-from dlmi_utils.mri.physics import MRIForward, undersample
+from dlmi_utils.mri.physics import MRIForward
 from dlmi_utils.mri.sampling import (
     MASK_KINDS,
     effective_acceleration,
@@ -82,7 +81,7 @@ def simulate_undersampling(
 
     ``kind`` one of :data:`dlmi_utils.mri.sampling.MASK_KINDS`; ``acceleration`` ``R``;
     ``center_fraction`` the fully sampled centre (see :func:`dlmi_utils.mri.sampling.make_mask`);
-    ``noise_sigma`` complex k-space noise (:func:`dlmi_utils.mri.undersample`). The scores
+    ``noise_sigma`` complex k-space noise (:meth:`dlmi_utils.mri.MRIForward.measure`). The scores
     compare magnitudes, ``|x_u|`` with ``|x|``, with ``data_range`` (1 for images in [0, 1]),
     over the boolean ``roi`` ``(H, W)`` (e.g. the head) or the whole image.
     Raises ``ValueError`` for a real image or an impossible setting (a centre larger than
@@ -90,8 +89,8 @@ def simulate_undersampling(
     """
     x = _complex_image(image)
     mask = make_mask(kind, x.shape, acceleration, center_fraction, seed=seed)
-    y = undersample(fft2c(x), mask, noise_sigma=noise_sigma, seed=seed)
-    x_u = MRIForward(mask).zero_filled(y)
+    physics = MRIForward(mask)
+    x_u = physics.zero_filled(physics.measure(x, noise_sigma, seed=seed))
     ref, est = np.abs(x), np.abs(x_u)
     return UndersamplingResult(
         kind=kind,

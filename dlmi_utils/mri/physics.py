@@ -8,6 +8,7 @@ sensitivity map of coil ``c`` and ``F_u = M F`` the undersampled Fourier operato
     A_adjoint(y)  = sum_c conj(S_c) F^H (M y_c)
     zero_filled   = A_adjoint(y)                       (x_u = F_u^H y without coils)
     normal(x)     = A_adjoint(A(x)) = A^H A x
+    measure(x)    = M (F S x + n)                      (simulated data, complex noise n)
 
 :class:`MRIForward` works on numpy arrays and torch tensors alike (the output is of the kind
 and complex precision of the input: ``complex64`` stays ``complex64``), batched or not. Solvers
@@ -15,19 +16,26 @@ and networks take such an object (anything with ``A`` and ``A_adjoint``), so the
 works with and without coils (the DeepInverse design).
 
 To simulate data: :func:`add_smooth_phase` turns a magnitude image into a realistic complex
-one, :func:`birdcage_maps` gives smooth coil maps, :func:`undersample` adds k-space noise and
-applies the mask.
+one, :func:`birdcage_maps` gives smooth coil maps, :meth:`MRIForward.measure` applies the
+operator and adds k-space noise (:func:`dlmi_utils.noise.add_complex_gaussian_noise`) on the
+sampled entries.
+
+Layers that go to k-space and back (the DC layer, :mod:`dlmi_utils.mri.dc`) get the
+single-coil ``F``, ``F^H`` and mask from :meth:`MRIForward.fourier_layout`, in the k-space
+order that is cheapest for torch's FFTs (:class:`FourierLayout`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 import torch
 
-from dlmi_utils.fourier import fft2c, ifft2c
+from dlmi_utils.fourier import fft2c, ifft2c, to_fft_layout
+from dlmi_utils.noise import Seed, add_complex_gaussian_noise
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -66,6 +74,47 @@ def _real_dtype(complex_dtype):
     return np.float64 if complex_dtype == np.complex128 else np.float32
 
 
+# ----------------------------------------------------------------------------- k-space order
+@dataclass(frozen=True)
+class FourierLayout:
+    """The single-coil ``F``, ``F^H`` and mask ``M`` in one order of the k-space samples (torch).
+
+    A layer that goes to k-space and back does not care in which order the samples are stored,
+    as long as the data, the mask and the transforms agree. For even ``H`` and ``W`` the order
+    is that of plain ``torch.fft.fft2`` (``plain=True``, :func:`dlmi_utils.fourier.to_fft_layout`):
+    ``fft2(x) = to_fft_layout(fft2c(x))``, so the four shifts of :func:`fft2c` and
+    :func:`ifft2c` are saved and only the measured data are reordered (:meth:`to_layout`).
+    Otherwise it is the centred order. ``mask`` is real, ``(H, W)`` or ``(B, H, W)``, already in
+    this order. Made by :meth:`MRIForward.fourier_layout`.
+    """
+
+    mask: torch.Tensor
+    plain: bool
+
+    def fft(self, x: torch.Tensor) -> torch.Tensor:
+        """``F x`` in this order: image ``(..., H, W)`` -> k-space ``(..., H, W)``."""
+        return torch.fft.fft2(x, norm="ortho") if self.plain else fft2c(x)
+
+    def ifft(self, k: torch.Tensor) -> torch.Tensor:
+        """``F^H k`` for k-space ``k`` in this order."""
+        return torch.fft.ifft2(k, norm="ortho") if self.plain else ifft2c(k)
+
+    def to_layout(self, y: torch.Tensor) -> torch.Tensor:
+        """Centred k-space ``(..., H, W)`` (as :meth:`MRIForward.A` returns it) -> this order."""
+        return to_fft_layout(y) if self.plain else y
+
+    def from_layout(self, k: torch.Tensor) -> torch.Tensor:
+        """This order -> centred k-space: the inverse of :meth:`to_layout`, and its adjoint
+        (a permutation with signs +-1)."""
+        if not self.plain:
+            return k
+        h, w = k.shape[-2:]
+        rows = 1 - 2 * (torch.arange(h, device=k.device) % 2)
+        cols = 1 - 2 * (torch.arange(w, device=k.device) % 2)
+        sign = (rows[:, None] * cols[None, :]).to(k.real.dtype)
+        return torch.fft.fftshift(sign * k, dim=(-2, -1))
+
+
 # ----------------------------------------------------------------------------- the operator
 class MRIForward:
     """Single- or multi-coil Cartesian MRI: ``A(x) = M F S x``.
@@ -95,7 +144,7 @@ class MRIForward:
             isinstance(mask, np.ndarray) and np.iscomplexobj(mask)
         ):
             raise TypeError("mask must be real (bool or 0/1), got a complex array")
-        self.mask = mask
+        self._mask = mask
         if sensitivities is not None:
             _check_array(sensitivities, "sensitivities")
             if sensitivities.ndim not in (3, 4):
@@ -108,7 +157,31 @@ class MRIForward:
                     f"sensitivities of shape {tuple(sensitivities.shape)} and mask of shape "
                     f"{tuple(mask.shape)} must share (H, W)"
                 )
-        self.sensitivities = sensitivities
+        self._sensitivities = sensitivities
+        self._torch_copies: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def mask(self):
+        """The sampling mask ``M`` as given: ``(H, W)`` or ``(B, H, W)``, numpy or torch."""
+        return self._mask
+
+    @property
+    def sensitivities(self):
+        """The coil maps ``(C, H, W)`` or ``(B, C, H, W)`` as given, or ``None`` (one coil)."""
+        return self._sensitivities
+
+    def _as(self, name: str, like, dtype, shifted: bool = False):
+        """``mask`` or ``sensitivities`` in the kind (and device) of ``like`` with ``dtype``;
+        torch copies are made once per device and dtype (``shifted``: ``ifftshift``-ed)."""
+        array = self._mask if name == "mask" else self._sensitivities
+        if not isinstance(like, torch.Tensor) or getattr(array, "requires_grad", False):
+            converted = _like(array, like, dtype)  # a learned map stays in the graph: no cache
+            return torch.fft.ifftshift(converted, dim=(-2, -1)) if shifted else converted
+        key = (name, shifted, like.device, dtype)
+        if key not in self._torch_copies:
+            copy = _like(array, like, dtype)
+            self._torch_copies[key] = torch.fft.ifftshift(copy, dim=(-2, -1)) if shifted else copy
+        return self._torch_copies[key]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -164,13 +237,13 @@ class MRIForward:
             )
 
     def _mask_for(self, k, coil_axis: bool):
-        m = _like(self.mask, k, _real_dtype(k.dtype))
+        m = self._as("mask", k, _real_dtype(k.dtype))
         if coil_axis and m.ndim == 3:  # (B, H, W) -> (B, 1, H, W) against (B, C, H, W)
             m = m[:, None]
         return m
 
     def _maps_for(self, x):
-        return _like(self.sensitivities, x, x.dtype)
+        return self._as("sensitivities", x, x.dtype)
 
     def A(self, x: Array) -> Array:
         """Forward: image ``(B, H, W)`` or ``(H, W)`` -> k-space ``M F S x`` (see class doc)."""
@@ -205,8 +278,67 @@ class MRIForward:
         """The normal operator ``A^H A x`` (the Gram operator of least squares)."""
         return self.A_adjoint(self.A(x))
 
+    def mask_kspace(self, y: Array) -> Array:
+        """``M y``: the k-space ``y`` (shaped as ``A`` returns it) with its unsampled entries
+        set to zero; the same kind and complex precision."""
+        self._check_kspace(y, "mask_kspace")
+        y = _like(y, y, _complex_dtype_of(y))
+        return y * self._mask_for(y, coil_axis=self.sensitivities is not None)
+
+    def measure(self, x: Array, noise_sigma: float = 0.0, seed: Seed = 0) -> Array:
+        """Simulated measured data ``y = M (F S x + n)``: ``A(x)`` plus noise on ``Omega``.
+
+        ``n`` is complex white noise with ``E|n|^2 = noise_sigma^2`` per k-space sample (per
+        coil), drawn by :func:`dlmi_utils.noise.add_complex_gaussian_noise` with ``seed`` (an
+        int, ``None``, or a numpy / torch generator for numpy / torch input); with the
+        orthonormal FFT it is the same noise level in the image at full sampling. Unsampled
+        entries stay exactly zero. ``x`` as for :meth:`A`; returns what :meth:`A` returns.
+        """
+        if not noise_sigma >= 0:
+            raise ValueError(f"noise_sigma must be >= 0, got {noise_sigma}")
+        y = self.A(x)
+        if noise_sigma == 0:
+            return y
+        return self.mask_kspace(add_complex_gaussian_noise(y, noise_sigma, seed))
+
+    def fourier_layout(self, like: torch.Tensor) -> FourierLayout:
+        """The single-coil ``F``, ``F^H`` and mask for torch tensors like ``like``.
+
+        For a layer that goes to k-space and back (the DC layer): see :class:`FourierLayout`.
+        The reordered mask is computed once per device and precision.
+        """
+        if self.sensitivities is not None:
+            raise ValueError("fourier_layout is the single-coil F: this operator has coil maps")
+        if not isinstance(like, torch.Tensor):
+            raise TypeError(f"fourier_layout works on torch tensors, got {type(like).__name__}")
+        plain = self.shape[0] % 2 == 0 and self.shape[1] % 2 == 0
+        real = torch.float64 if like.dtype in (torch.float64, torch.complex128) else torch.float32
+        return FourierLayout(self._as("mask", like, real, shifted=plain), plain)
+
     def __repr__(self) -> str:
         return f"MRIForward(shape={self.shape}, n_coils={self.n_coils})"
+
+
+def zero_filled_input(y: torch.Tensor, physics: MRIForward, model: str) -> torch.Tensor:
+    """``x_u = physics.A_adjoint(y)`` ``(B, H, W)`` complex: the input of the MR networks,
+    with ``y`` checked (a batch of complex k-space)."""
+    if not (isinstance(y, torch.Tensor) and y.is_complex()):
+        raise ValueError(
+            f"{model} expects the measured k-space y as a complex tensor, got "
+            f"{y.dtype if isinstance(y, torch.Tensor) else type(y).__name__}"
+        )
+    if not isinstance(physics, MRIForward):
+        raise TypeError(
+            f"{model} expects the operator that measured y (dlmi_utils.mri.MRIForward), got "
+            f"{type(physics).__name__}"
+        )
+    x_u = physics.A_adjoint(y)
+    if x_u.ndim != 3:
+        raise ValueError(
+            f"{model} expects a batch: y (B, H, W), or (B, C, H, W) with coils; got shape "
+            f"{tuple(y.shape)}"
+        )
+    return x_u
 
 
 # ----------------------------------------------------------------------------- simulation
@@ -281,32 +413,3 @@ def add_smooth_phase(
         rotation = torch.from_numpy(np.exp(1j * phase)).to(device=image.device, dtype=dtype)
         return image.to(dtype) * rotation
     return image.astype(dtype) * np.exp(1j * phase).astype(dtype)
-
-
-def undersample(kspace: Array, mask, noise_sigma: float = 0.0, seed: int | None = 0) -> Array:
-    """Measured data ``y = M (s + n)``: the mask applied to k-space plus complex white noise.
-
-    ``kspace`` ``(..., H, W)`` complex, numpy or torch; ``mask`` ``(H, W)`` (broadcast over the
-    leading axes) bool or 0/1; ``n`` has independent real and imaginary parts of standard
-    deviation ``noise_sigma / sqrt(2)`` (so ``E|n|^2 = noise_sigma^2``; with the orthonormal FFT
-    it is the same noise level as in the image). Returns the same kind and complex precision.
-    """
-    _check_array(kspace, "kspace")
-    _check_array(mask, "mask")
-    if tuple(mask.shape[-2:]) != tuple(kspace.shape[-2:]):
-        raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not match k-space of shape "
-            f"{tuple(kspace.shape)} in (H, W)"
-        )
-    if noise_sigma < 0:
-        raise ValueError(f"noise_sigma must be >= 0, got {noise_sigma}")
-    dtype = _complex_dtype_of(kspace)
-    k = _like(kspace, kspace, dtype)
-    if noise_sigma > 0:
-        rng = np.random.default_rng(seed)
-        shape = tuple(k.shape)
-        noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * (
-            noise_sigma / math.sqrt(2)
-        )
-        k = k + _like(noise, k, dtype)
-    return k * _like(mask, k, _real_dtype(dtype))

@@ -14,19 +14,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlmi_utils.fourier import channels_to_complex, complex_to_channels
-from dlmi_utils.pretrained import load_meta, load_pretrained
+from dlmi_utils.mri.physics import MRIForward, zero_filled_input
 
 
 class ConvBlock(nn.Module):
     """Two ``3x3 conv (no bias) -> InstanceNorm -> LeakyReLU(0.2) -> Dropout`` layers."""
 
-    def __init__(self, in_chans: int, out_chans: int, drop_prob: float = 0.0):
+    def __init__(self, in_channels: int, out_channels: int, drop_prob: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = []
-        for c_in in (in_chans, out_chans):
+        for c_in in (in_channels, out_channels):
             layers += [
-                nn.Conv2d(c_in, out_chans, kernel_size=3, padding=1, bias=False),
-                nn.InstanceNorm2d(out_chans),
+                nn.Conv2d(c_in, out_channels, kernel_size=3, padding=1, bias=False),
+                nn.InstanceNorm2d(out_channels),
                 nn.LeakyReLU(0.2, inplace=True),
                 nn.Dropout2d(drop_prob),
             ]
@@ -39,11 +39,11 @@ class ConvBlock(nn.Module):
 class UpBlock(nn.Module):
     """``2x2`` transposed convolution (stride 2) -> InstanceNorm -> LeakyReLU(0.2)."""
 
-    def __init__(self, in_chans: int, out_chans: int):
+    def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.ConvTranspose2d(in_chans, out_chans, kernel_size=2, stride=2, bias=False),
-            nn.InstanceNorm2d(out_chans),
+            nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2, bias=False),
+            nn.InstanceNorm2d(out_channels),
             nn.LeakyReLU(0.2, inplace=True),
         )
 
@@ -52,37 +52,37 @@ class UpBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """``(B, in_chans, H, W) -> (B, out_chans, H, W)`` real; any ``H, W`` (padded inside).
+    """``(B, in_channels, H, W) -> (B, out_channels, H, W)`` real; any ``H, W`` (padded inside).
 
-    ``chans`` channels at the first level, doubled at each of the ``num_pool_layers`` levels.
+    ``features`` channels at the first level, doubled at each of the ``n_pools`` levels.
     """
 
     def __init__(
-        self, in_chans: int = 1, out_chans: int = 1, chans: int = 16, num_pool_layers: int = 3,
+        self, in_channels: int = 1, out_channels: int = 1, features: int = 16, n_pools: int = 3,
         drop_prob: float = 0.0,
     ):
         super().__init__()
-        if num_pool_layers < 1 or chans < 1:
+        if n_pools < 1 or features < 1:
             raise ValueError(
-                f"UNet needs chans >= 1 and num_pool_layers >= 1, got {chans}, {num_pool_layers}"
+                f"UNet needs features >= 1 and n_pools >= 1, got {features}, {n_pools}"
             )
         self.config: dict[str, Any] = dict(
-            in_chans=in_chans, out_chans=out_chans, chans=chans,
-            num_pool_layers=num_pool_layers, drop_prob=drop_prob,
+            in_channels=in_channels, out_channels=out_channels, features=features,
+            n_pools=n_pools, drop_prob=drop_prob,
         )
-        self.down = nn.ModuleList([ConvBlock(in_chans, chans, drop_prob)])
-        ch = chans
-        for _ in range(num_pool_layers - 1):
+        self.down = nn.ModuleList([ConvBlock(in_channels, features, drop_prob)])
+        ch = features
+        for _ in range(n_pools - 1):
             self.down.append(ConvBlock(ch, ch * 2, drop_prob))
             ch *= 2
         self.bottom = ConvBlock(ch, ch * 2, drop_prob)
         self.up_conv = nn.ModuleList()
         self.up = nn.ModuleList()
-        for _ in range(num_pool_layers):
+        for _ in range(n_pools):
             self.up_conv.append(UpBlock(ch * 2, ch))
             self.up.append(ConvBlock(ch * 2, ch, drop_prob))
             ch //= 2
-        self.out = nn.Conv2d(chans, out_chans, kernel_size=1)
+        self.out = nn.Conv2d(features, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
@@ -106,36 +106,22 @@ class UNet(nn.Module):
 class UNetRecon(nn.Module):
     """A U-Net that maps the zero-filled image to the reconstruction, with no data consistency.
 
-    ``forward(x_u, s0=None, mask=None) -> x_rec``, ``(B, H, W)`` complex (real and imaginary
-    parts as two channels); ``s0`` and ``mask`` are accepted for a common signature with
-    :class:`~dlmi_utils.mri.cascade.DeepCascade` and ignored: the network never sees the
-    measured samples again. Residual (``x_u + UNet(x_u)``) and scaled by ``max |x_u|``.
+    ``forward(y, physics) -> x_rec`` ``(B, H, W)`` complex, with the signature of
+    :class:`~dlmi_utils.mri.cascade.DeepCascade`: ``y`` the measured k-space, ``physics`` the
+    :class:`~dlmi_utils.mri.MRIForward` that measured it. Its only input is the zero-filled
+    image ``x_u = physics.A_adjoint(y)`` (real and imaginary parts as two channels): the
+    network never sees the measured samples again. Residual (``x_u + UNet(x_u)``) and scaled
+    by ``max |x_u|``.
     """
 
-    def __init__(self, chans: int = 16, num_pool_layers: int = 3, drop_prob: float = 0.0):
+    def __init__(self, features: int = 16, n_pools: int = 3, drop_prob: float = 0.0):
         super().__init__()
-        self.unet = UNet(2, 2, chans, num_pool_layers, drop_prob)
-        self.config: dict[str, Any] = dict(
-            chans=chans, num_pool_layers=num_pool_layers, drop_prob=drop_prob
-        )
+        self.unet = UNet(2, 2, features, n_pools, drop_prob)
+        self.config: dict[str, Any] = dict(features=features, n_pools=n_pools,
+                                           drop_prob=drop_prob)
 
-    def forward(
-        self, x_u: torch.Tensor, s0: torch.Tensor | None = None, mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        if not (isinstance(x_u, torch.Tensor) and x_u.is_complex() and x_u.ndim == 3):
-            raise ValueError(
-                "UNetRecon expects the zero-filled image as a complex (B, H, W) tensor"
-            )
+    def forward(self, y: torch.Tensor, physics: MRIForward) -> torch.Tensor:
+        x_u = zero_filled_input(y, physics, type(self).__name__)
         scale = x_u.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         x = complex_to_channels(x_u / scale)
         return channels_to_complex(x + self.unet(x)) * scale
-
-
-def pretrained_unet(acceleration: int = 4, device: torch.device | str = "cpu") -> UNetRecon:
-    """The shipped U-Net baseline (no data consistency) for ``acceleration`` 4 or 8, eval mode.
-
-    Trained by ``scripts/train_cascade.py --model unet`` on the same data as the cascade.
-    """
-    name = f"unet_r{acceleration}"
-    model = UNetRecon(**load_meta(name)["model_kwargs"])
-    return load_pretrained(name, model, device)[0]

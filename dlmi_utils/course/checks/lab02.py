@@ -8,7 +8,8 @@
   in k-space: measured samples put back (``nu=None``) or averaged with weight ``nu``.
 
 Each check compares with :mod:`dlmi_utils.mri.cs` (``soft_threshold``, ``ista_wavelet``,
-``OrthoWavelet``, ``data_consistency``) on small random problems and recognises the usual
+``OrthoWavelet``) and the package's DC layer (:func:`dlmi_utils.mri.data_consistency`, whose
+``lam`` is the slides' ``nu``) on small random problems and recognises the usual
 slips (real and imaginary parts shrunk separately, the wrong sign, a hard threshold, the
 adjoint left out, an ascent step, the threshold ``lam`` without ``alpha``, the mask
 inverted, an uncentred FFT, k-space returned instead of the image).
@@ -23,7 +24,7 @@ from scipy import ndimage
 
 from dlmi_utils.course.checks import CheckFailed, CheckResult, run_check
 from dlmi_utils.fourier import fft2c, ifft2c
-from dlmi_utils.mri import MRIForward, add_smooth_phase, birdcage_maps, cs
+from dlmi_utils.mri import MRIForward, add_smooth_phase, birdcage_maps, cs, data_consistency
 
 
 def _rng(seed: int, strict: bool) -> np.random.Generator:
@@ -309,12 +310,12 @@ def _dc_hint(got, x_d, y, mask, nu) -> str:
 
 def check_dc_step(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
     """``dc_step(x_d, y, mask, nu=None) -> x``: image ``(H, W)`` complex, like
-    :func:`dlmi_utils.mri.cs.data_consistency`."""
+    ``dlmi_utils.mri.data_consistency(x_d, y, MRIForward(mask), lam=nu)``."""
     rng = _rng(seed, strict)
 
     def run(f, x_d, y, mask, nu):
         got = _array(f(x_d, y, mask, nu), "dc_step", x_d.shape)
-        if not _close(got, cs.data_consistency(x_d, y, mask, nu)):
+        if not _close(got, data_consistency(x_d, y, MRIForward(mask), nu)):
             raise CheckFailed(_dc_hint(got, x_d, y, mask, nu))
         return got
 
@@ -329,7 +330,7 @@ def check_dc_step(fn: Callable, strict: bool = False, seed: int = 0) -> CheckRes
         if not _close(run(f, x_d, y, mask, 0.0), x_d):
             raise CheckFailed("nu = 0 trusts x_d only: the output must be x_d")
         big = _array(f(x_d, y, mask, 1e9), "dc_step", x_d.shape)
-        if not _close(big, cs.data_consistency(x_d, y, mask), 1e-4):
+        if not _close(big, data_consistency(x_d, y, MRIForward(mask)), 1e-4):
             raise CheckFailed("a very large nu must give the noiseless result (nu=None)")
 
     def full_mask_returns_measured_image(f):

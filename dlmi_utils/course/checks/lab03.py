@@ -1,11 +1,11 @@
 """Checks of Lab 03 (data consistency and deep cascades), written by the student:
 
-- ``data_consistency(k_cnn, k0, mask, lam=None) -> k_rec``: the DC layer in k-space;
-- ``dc_backward(grad_k_rec, k_cnn, k0, mask, lam) -> (grad_k_cnn, grad_lam)``: its backward;
-- ``cascade_forward(x_u, k0, mask, cnns) -> x_rec``: residual CNNs interleaved with hard DC.
+- ``data_consistency(k_cnn, y, mask, lam=None) -> k_rec``: the DC layer in k-space;
+- ``dc_backward(grad_k_rec, k_cnn, y, mask, lam) -> (grad_k_cnn, grad_lam)``: its backward;
+- ``cascade_forward(x_u, y, mask, cnns) -> x_rec``: residual CNNs interleaved with hard DC.
 
 Each check compares with :mod:`dlmi_utils.mri.dc` on small random problems and recognises
-the usual slips (the mask inverted, ``k_cnn`` and ``k0`` swapped, the division by
+the usual slips (the mask inverted, ``k_cnn`` and ``y`` swapped, the division by
 ``1 + lambda`` forgotten, a missing ``conj``, the residual connection left out).
 """
 
@@ -72,83 +72,83 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
 
 
 # ----------------------------------------------------------------------------- forward
-def _dc_hint(got, k_cnn, k0, m, lam) -> str:
+def _dc_hint(got, k_cnn, y, m, lam) -> str:
     on, off = m.expand_as(got).bool(), ~m.expand_as(got).bool()
     if lam is None:
         if _close(got, k_cnn):
-            return "the output is k_cnn unchanged: put the measured samples k0 back where mask == 1"
-        if _close(got[on], k_cnn[on]) and _close(got[off], k0[off]):
-            return "mask inverted: keep k0 where mask == 1 (sampled) and k_cnn elsewhere"
-        if _close(got[on], k0[on]) and not _close(got[off], k_cnn[off]):
+            return "the output is k_cnn unchanged: put the measured samples y back where mask == 1"
+        if _close(got[on], k_cnn[on]) and _close(got[off], y[off]):
+            return "mask inverted: keep y where mask == 1 (sampled) and k_cnn elsewhere"
+        if _close(got[on], y[on]) and not _close(got[off], k_cnn[off]):
             return "off the sampled set the output must be k_cnn (did you multiply it by the mask?)"
-        return "hard DC: k_rec = (1 - mask) k_cnn + mask k0"
-    right_on = (k_cnn + lam * k0) / (1 + lam)
+        return "hard DC: k_rec = (1 - mask) k_cnn + mask y"
+    right_on = (k_cnn + lam * y) / (1 + lam)
     slips = [
-        ((lam * k_cnn + k0) / (1 + lam), "k_cnn and k0 swapped: lambda weighs the measured k0"),
-        (k_cnn + lam * k0, "divide by (1 + lambda): the result is a weighted average"),
-        (k0, "that is the hard form: with lambda the sampled entries are "
-             "(k_cnn + lambda k0) / (1 + lambda)"),
+        ((lam * k_cnn + y) / (1 + lam), "k_cnn and y swapped: lambda weighs the measured y"),
+        (k_cnn + lam * y, "divide by (1 + lambda): the result is a weighted average"),
+        (y, "that is the hard form: with lambda the sampled entries are "
+             "(k_cnn + lambda y) / (1 + lambda)"),
     ]
     for value, hint in slips:
         if _close(got[on], value[on]):
             return hint
     if _close(got[on], right_on[on]) and not _close(got[off], k_cnn[off]):
         return "the average applies on the sampled set only: off the mask keep k_cnn"
-    return "sampled entries: (k_cnn + lambda k0) / (1 + lambda); others: k_cnn"
+    return "sampled entries: (k_cnn + lambda y) / (1 + lambda); others: k_cnn"
 
 
 def check_data_consistency(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
-    """``data_consistency(k_cnn, k0, mask, lam=None) -> k_rec`` on ``(B, H, W)`` complex."""
+    """``data_consistency(k_cnn, y, mask, lam=None) -> k_rec`` on ``(B, H, W)`` complex."""
 
     def hard(f):
-        k_cnn, k0, m, _ = _problem(seed, strict)
-        got = _tensor(f(k_cnn, k0, m, None), "data_consistency", k_cnn.shape)
-        if not _close(got, data_consistency_kspace(k_cnn, k0, m, None)):
-            raise CheckFailed(_dc_hint(got, k_cnn, k0, m, None))
+        k_cnn, y, m, _ = _problem(seed, strict)
+        got = _tensor(f(k_cnn, y, m, None), "data_consistency", k_cnn.shape)
+        if not _close(got, data_consistency_kspace(k_cnn, y, m, None)):
+            raise CheckFailed(_dc_hint(got, k_cnn, y, m, None))
 
     def soft(f):
-        k_cnn, k0, m, _ = _problem(seed + 1, strict)
+        k_cnn, y, m, _ = _problem(seed + 1, strict)
         lam = 0.7 if strict else 2.0
-        got = _tensor(f(k_cnn, k0, m, lam), "data_consistency", k_cnn.shape)
-        if not _close(got, data_consistency_kspace(k_cnn, k0, m, lam)):
-            raise CheckFailed(_dc_hint(got, k_cnn, k0, m, lam))
+        got = _tensor(f(k_cnn, y, m, lam), "data_consistency", k_cnn.shape)
+        if not _close(got, data_consistency_kspace(k_cnn, y, m, lam)):
+            raise CheckFailed(_dc_hint(got, k_cnn, y, m, lam))
 
     def limits_of_lambda(f):
-        k_cnn, k0, m, _ = _problem(seed + 2, strict)
-        if not _close(f(k_cnn, k0, m, 0.0), k_cnn):
+        k_cnn, y, m, _ = _problem(seed + 2, strict)
+        if not _close(f(k_cnn, y, m, 0.0), k_cnn):
             raise CheckFailed("lambda = 0 trusts the CNN only: the output must be k_cnn")
-        if not _close(f(k_cnn, k0, m, 1e8), f(k_cnn, k0, m, None), tol=1e-4):
+        if not _close(f(k_cnn, y, m, 1e8), f(k_cnn, y, m, None), tol=1e-4):
             raise CheckFailed("a very large lambda must give the hard (noiseless) form")
 
     def mask_shapes(f):
-        k_cnn, k0, m, _ = _problem(seed + 3, strict)
+        k_cnn, y, m, _ = _problem(seed + 3, strict)
         full = m.expand_as(k_cnn)[0].bool()  # (H, W) bool, shared by the batch
-        got = _tensor(f(k_cnn, k0 * full, full, None), "data_consistency", k_cnn.shape)
-        if not _close(got, data_consistency_kspace(k_cnn, k0 * full, full, None)):
+        got = _tensor(f(k_cnn, y * full, full, None), "data_consistency", k_cnn.shape)
+        if not _close(got, data_consistency_kspace(k_cnn, y * full, full, None)):
             raise CheckFailed("a boolean (H, W) mask must work too: convert it with mask.to(...)")
 
     def differentiable(f):
-        k_cnn, k0, m, _ = _problem(seed + 4, strict, dtype=torch.complex128)
+        k_cnn, y, m, _ = _problem(seed + 4, strict, dtype=torch.complex128)
         k_cnn = k_cnn.requires_grad_(True)
         lam = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
-        out = f(k_cnn, k0, m, lam)
+        out = f(k_cnn, y, m, lam)
         if not isinstance(out, torch.Tensor) or not out.requires_grad:
             raise CheckFailed(
                 "the output does not depend on k_cnn and lam for autograd: use torch "
                 "operations only (no numpy, no .item(), no .detach())"
             )
         ok = torch.autograd.gradcheck(
-            lambda a, lam_: f(a, k0, m, lam_), (k_cnn, lam), raise_exception=False
+            lambda a, lam_: f(a, y, m, lam_), (k_cnn, lam), raise_exception=False
         )
         if not ok:
             raise CheckFailed("torch.autograd.gradcheck fails in double precision")
 
     def inputs_untouched(f):
-        k_cnn, k0, m, _ = _problem(seed + 5, strict)
-        before = (k_cnn.clone(), k0.clone())
-        f(k_cnn, k0, m, None)
-        if not (torch.equal(k_cnn, before[0]) and torch.equal(k0, before[1])):
-            raise CheckFailed("k_cnn or k0 was changed in place: build a new tensor instead")
+        k_cnn, y, m, _ = _problem(seed + 5, strict)
+        before = (k_cnn.clone(), y.clone())
+        f(k_cnn, y, m, None)
+        if not (torch.equal(k_cnn, before[0]) and torch.equal(y, before[1])):
+            raise CheckFailed("k_cnn or y was changed in place: build a new tensor instead")
 
     return run_check("data_consistency", _torch_errors(fn), [
         ("hard (noiseless) DC", hard),
@@ -161,34 +161,34 @@ def check_data_consistency(fn: Callable, strict: bool = False, seed: int = 0) ->
 
 
 # ----------------------------------------------------------------------------- backward
-def _reference_backward(g, k_cnn, k0, m, lam):
+def _reference_backward(g, k_cnn, y, m, lam):
     k_cnn = k_cnn.detach().clone().requires_grad_(True)
     lam_t = None
     inputs = [k_cnn]
     if lam is not None:
         lam_t = torch.as_tensor(lam, dtype=k_cnn.real.dtype).clone().requires_grad_(True)
         inputs.append(lam_t)
-    out = data_consistency_kspace(k_cnn, k0, m, lam_t)
+    out = data_consistency_kspace(k_cnn, y, m, lam_t)
     grads = torch.autograd.grad(torch.real(torch.sum(out.conj() * g)), inputs)
     return grads[0], (grads[1] if lam is not None else None)
 
 
-def _grad_lam_hint(got, g, k_cnn, k0, m, lam) -> str:
-    d = m * (k0 - k_cnn)
+def _grad_lam_hint(got, g, k_cnn, y, m, lam) -> str:
+    d = m * (y - k_cnn)
     slips = [
         (torch.real(torch.sum(g * d)) / (1 + lam) ** 2,
          "conjugate the incoming gradient: Re sum(conj(g) * d k_rec / d lambda)"),
         (-torch.real(torch.sum(torch.conj(g) * d)) / (1 + lam) ** 2,
-         "wrong sign: d k_rec / d lambda = (k0 - k_cnn) / (1 + lambda)^2"),
+         "wrong sign: d k_rec / d lambda = (y - k_cnn) / (1 + lambda)^2"),
         (torch.real(torch.sum(torch.conj(g) * d)) / (1 + lam),
-         "the derivative of (k_cnn + lambda k0) / (1 + lambda) has (1 + lambda)^2 below"),
-        (torch.real(torch.sum(torch.conj(g) * (k0 - k_cnn))) / (1 + lam) ** 2,
+         "the derivative of (k_cnn + lambda y) / (1 + lambda) has (1 + lambda)^2 below"),
+        (torch.real(torch.sum(torch.conj(g) * (y - k_cnn))) / (1 + lam) ** 2,
          "only the sampled entries depend on lambda: multiply by the mask"),
     ]
     for value, hint in slips:
         if abs(float(got) - float(value)) <= 1e-4 * max(1.0, abs(float(value))):
             return hint
-    return "grad_lam = Re sum(conj(g) * mask * (k0 - k_cnn)) / (1 + lambda)^2"
+    return "grad_lam = Re sum(conj(g) * mask * (y - k_cnn)) / (1 + lambda)^2"
 
 
 def _student_function(f):
@@ -196,34 +196,34 @@ def _student_function(f):
 
     class StudentDC(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, k_cnn, k0, mask, lam):
-            ctx.save_for_backward(k_cnn, k0, mask, lam)
-            return data_consistency_kspace(k_cnn, k0, mask, lam)
+        def forward(ctx, k_cnn, y, mask, lam):
+            ctx.save_for_backward(k_cnn, y, mask, lam)
+            return data_consistency_kspace(k_cnn, y, mask, lam)
 
         @staticmethod
         def backward(ctx, g):
-            k_cnn, k0, mask, lam = ctx.saved_tensors
-            grad_k, grad_lam = f(g, k_cnn, k0, mask, lam)
+            k_cnn, y, mask, lam = ctx.saved_tensors
+            grad_k, grad_lam = f(g, k_cnn, y, mask, lam)
             return grad_k, None, None, grad_lam
 
     return StudentDC
 
 
 def check_dc_backward(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
-    """``dc_backward(g, k_cnn, k0, mask, lam) -> (grad_k_cnn, grad_lam)`` of the k-space DC."""
+    """``dc_backward(g, k_cnn, y, mask, lam) -> (grad_k_cnn, grad_lam)`` of the k-space DC."""
 
-    def _call(f, g, k_cnn, k0, m, lam):
-        out = f(g, k_cnn, k0, m, lam)
+    def _call(f, g, k_cnn, y, m, lam):
+        out = f(g, k_cnn, y, m, lam)
         if not isinstance(out, tuple) or len(out) != 2:
             raise CheckFailed("return a tuple (grad_k_cnn, grad_lam)")
         return out
 
     def hard(f):
-        k_cnn, k0, m, gen = _problem(seed, strict)
+        k_cnn, y, m, gen = _problem(seed, strict)
         g = torch.randn(k_cnn.shape, dtype=k_cnn.dtype, generator=gen)
-        grad_k, grad_lam = _call(f, g, k_cnn, k0, m, None)
+        grad_k, grad_lam = _call(f, g, k_cnn, y, m, None)
         grad_k = _tensor(grad_k, "grad_k_cnn", k_cnn.shape)
-        expected, _ = _reference_backward(g, k_cnn, k0, m, None)
+        expected, _ = _reference_backward(g, k_cnn, y, m, None)
         if not _close(grad_k, expected):
             if _close(grad_k, g):
                 raise CheckFailed(
@@ -236,12 +236,12 @@ def check_dc_backward(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
             raise CheckFailed("the hard form has no lambda: return None for grad_lam")
 
     def soft(f):
-        k_cnn, k0, m, gen = _problem(seed + 1, strict)
+        k_cnn, y, m, gen = _problem(seed + 1, strict)
         g = torch.randn(k_cnn.shape, dtype=k_cnn.dtype, generator=gen)
         lam = torch.tensor(0.6 if strict else 1.5)
-        grad_k, grad_lam = _call(f, g, k_cnn, k0, m, lam)
+        grad_k, grad_lam = _call(f, g, k_cnn, y, m, lam)
         grad_k = _tensor(grad_k, "grad_k_cnn", k_cnn.shape)
-        exp_k, exp_lam = _reference_backward(g, k_cnn, k0, m, lam)
+        exp_k, exp_lam = _reference_backward(g, k_cnn, y, m, lam)
         if not _close(grad_k, exp_k):
             if _close(grad_k, (1 - m) * g):
                 raise CheckFailed(
@@ -253,15 +253,15 @@ def check_dc_backward(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
         if grad_lam.is_complex():
             raise CheckFailed("lambda is real, so is its gradient: take the real part")
         if abs(float(grad_lam) - float(exp_lam)) > 1e-4 * max(1.0, abs(float(exp_lam))):
-            raise CheckFailed(_grad_lam_hint(grad_lam, g, k_cnn, k0, m, lam))
+            raise CheckFailed(_grad_lam_hint(grad_lam, g, k_cnn, y, m, lam))
 
     def gradcheck_passes(f):
-        k_cnn, k0, m, _ = _problem(seed + 2, strict, dtype=torch.complex128)
+        k_cnn, y, m, _ = _problem(seed + 2, strict, dtype=torch.complex128)
         k_cnn = k_cnn.requires_grad_(True)
         lam = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
         fn_ = _student_function(f)
         ok = torch.autograd.gradcheck(
-            lambda a, lam_: fn_.apply(a, k0, m, lam_), (k_cnn, lam), raise_exception=False
+            lambda a, lam_: fn_.apply(a, y, m, lam_), (k_cnn, lam), raise_exception=False
         )
         if not ok:
             raise CheckFailed(
@@ -287,25 +287,25 @@ class _LinearCNN(torch.nn.Module):
         return torch.nn.functional.conv2d(x, self.weight, padding=1)
 
 
-def _reference_cascade(x_u, k0, m, cnns):
+def _reference_cascade(x_u, y, m, cnns):
     x = x_u
     for cnn in cnns:
         x = x + channels_to_complex(cnn(complex_to_channels(x)))
-        x = ifft2c(data_consistency_kspace(fft2c(x), k0, m, None))
+        x = ifft2c(data_consistency_kspace(fft2c(x), y, m, None))
     return x
 
 
 def check_cascade_forward(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
-    """``cascade_forward(x_u, k0, mask, cnns) -> x_rec``: ``x <- DC(x + CNN(x))`` per CNN."""
+    """``cascade_forward(x_u, y, mask, cnns) -> x_rec``: ``x <- DC(x + CNN(x))`` per CNN."""
 
     def _inputs(offset, n_cnns):
-        k_cnn, k0, m, g = _problem(seed + offset, strict)
-        return ifft2c(k0), k0, m, [_LinearCNN(g) for _ in range(n_cnns)]
+        k_cnn, y, m, g = _problem(seed + offset, strict)
+        return ifft2c(y), y, m, [_LinearCNN(g) for _ in range(n_cnns)]
 
     def zero_cnns_return_x_u(f):
-        x_u, k0, m, _ = _inputs(0, 0)
+        x_u, y, m, _ = _inputs(0, 0)
         zero = [lambda x: torch.zeros_like(x)] * 2
-        got = _tensor(f(x_u, k0, m, zero), "cascade_forward", x_u.shape)
+        got = _tensor(f(x_u, y, m, zero), "cascade_forward", x_u.shape)
         if not _close(got, x_u):
             raise CheckFailed(
                 "with CNNs that output 0, each block is the identity (residual) and DC keeps "
@@ -313,20 +313,20 @@ def check_cascade_forward(fn: Callable, strict: bool = False, seed: int = 0) -> 
             )
 
     def matches_reference(f):
-        x_u, k0, m, cnns = _inputs(1, 3 if strict else 2)
+        x_u, y, m, cnns = _inputs(1, 3 if strict else 2)
         with torch.no_grad():
-            got = _tensor(f(x_u, k0, m, cnns), "cascade_forward", x_u.shape)
-            expected = _reference_cascade(x_u, k0, m, cnns)
+            got = _tensor(f(x_u, y, m, cnns), "cascade_forward", x_u.shape)
+            expected = _reference_cascade(x_u, y, m, cnns)
             if _close(got, expected, 1e-4):
                 return
             x = x_u
             for cnn in cnns:  # without the residual connection
                 x = ifft2c(data_consistency_kspace(
-                    fft2c(channels_to_complex(cnn(complex_to_channels(x)))), k0, m, None))
+                    fft2c(channels_to_complex(cnn(complex_to_channels(x)))), y, m, None))
             if _close(got, x, 1e-4):
                 raise CheckFailed("add the residual connection: x + CNN(x), then DC")
-            on = m.expand_as(k0).bool()
-            if not _close(fft2c(got)[on], k0[on], 1e-4):
+            on = m.expand_as(y).bool()
+            if not _close(fft2c(got)[on], y[on], 1e-4):
                 raise CheckFailed("the measured samples are not kept: end each block with DC")
             raise CheckFailed("expected x <- DC(x + CNN(x)) for each CNN in turn")
 
