@@ -6,25 +6,22 @@ levels 15, 25, 50) drawn with ``--seed + i`` for image ``i``; every method denoi
 
 - ``noisy``: ``y`` itself;
 - ``bm3d``: ``bm3d.bm3d(y, sigma_psd=sigma / 255)`` (the ``bm3d`` package, Mäkitalo & Foi);
-- ``dncnn`` and ``dilated``: ``dlmi_utils.denoising.pretrained_denoiser(kind, sigma)`` (for the
-  dilated row ``--dilated-weights NAME``, any shipped weights, e.g. to compare two) with its
-  batch norms folded into the convolutions (``fold_batch_norm``: the same outputs, to float
-  rounding, in fewer passes), applied with ``predict_tiled`` (one tile
-  for a crop, exact tiles otherwise), ``torch.set_num_threads(--threads)``;
-  ``--self-ensemble flip|transpose|shift`` averages the dilated row's pass on ``y`` with one on
-  its horizontal flip, its transpose or ``y`` shifted by a pixel (twice the time).
+- ``dncnn`` and ``dilated``: the shipped weights of the level (:func:`shipped_denoiser`:
+  ``{kind}_sigma{S}``, else the blind net ``{kind}_blind`` when S lies in its range) with
+  their batch norms folded into the convolutions (``fold_batch_norm``: the same outputs, to
+  float rounding, in fewer passes), applied with ``predict_tiled`` (one tile for a crop, exact
+  tiles otherwise), ``torch.set_num_threads(--threads)``.
 
 Images: by default the held-out case (``load_mammograms("test")``, the malignant case, never
 seen in training) at the pixel size of the weights (0.2 mm), one ``--crop`` x ``--crop`` crop
-inside the breast of each view (:func:`dlmi_utils.patches.breast_crops`; ``--split train``: the
-training case instead, to compare a net's margin over BM3D on what it learned from with the
-held-out one, i.e. whether it overfits); ``--image FILE``
-(DICOM, NIfTI, PNG or ``.npy``, scaled to [0, 1]) takes that image instead, whole or
-centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the best of
-``--repeat`` runs after one warm-up run of the networks.
+inside the breast of each view (:func:`dlmi_utils.denoising.patches.breast_crops`);
+``--image FILE`` (DICOM, NIfTI, PNG or ``.npy``, scaled to [0, 1]) takes that image instead,
+whole or centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the best
+of ``--repeat`` runs after one warm-up run of the networks.
 
 ``--also NAME [NAME ...]`` adds a row per shipped denoiser ``NAME`` of any kind (e.g.
-``resunet_s15``, the multi-scale residual U-Net), run as the dilated row is, keyed by its name.
+``resunet_sigma15``, the multi-scale residual U-Net), run as the dilated row is, keyed by its
+name.
 
 ``--wiener`` adds the row ``dilated+wiener``: the dilated net's estimate taken as the pilot of
 an empirical Wiener step on the same ``y`` (BM3D's second step, in 32 x 32 DCT windows every
@@ -46,10 +43,11 @@ that double in width, up to the narrowest image's width; JSON ``error_by_distanc
 under ``error_distance_edges``): how much of a method's error is the film's edge.
 
 ``--photons N0`` takes quantum noise instead, ``Poisson(N0 x) / N0`` drawn with the same
-seeds, the noise of X-ray imaging: every method then runs on the Anscombe transform ``z``
-(noise std ``sigma_z = 1 / (2 sqrt(N0))``, given to BM3D; DnCNN at that level), followed by
-the exact unbiased inverse (``inverse_anscombe``), and the dilated row uses ``dilated_p{N0}``,
-the dilated net trained on Anscombe-transformed counts (``train_denoisers.py --photons``).
+seeds, the noise of X-ray imaging (:class:`dlmi_utils.noise.PoissonNoise`): every method then
+runs on the Anscombe transform ``z`` (noise std ``sigma_z = 1 / (2 sqrt(N0))``, given to BM3D),
+followed by the exact unbiased inverse, with the nets trained on Anscombe-transformed counts
+(``{kind}_photons{N0}``, ``train_denoisers.py --photons``) or else those of the level
+``sigma_z``.
 
 ``--full-size`` also denoises one whole held-out film at the native 0.05 mm (~4500 x 2800
 pixels) with the dilated net in ``--tile`` tiles, and reports the time, the number of tiles,
@@ -63,8 +61,7 @@ Usage (from the repository root)::
     python benchmarks/denoise.py --sigma 25 --image scan.dcm --crop 256
     python benchmarks/denoise.py --photons 100
     python benchmarks/denoise.py --sigma 15 --bands
-    python benchmarks/denoise.py --sigma 15 --edge-profile --also resunet_s15
-    python benchmarks/denoise.py --sigma 15 --also resunet_s15
+    python benchmarks/denoise.py --sigma 15 --edge-profile --also resunet_sigma15
 """
 
 from __future__ import annotations
@@ -83,13 +80,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_image_arg, print_table, time_call, write_json  # noqa: E402
 
 from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
-from dlmi_utils.denoising import load_denoiser, pretrained_denoiser  # noqa: E402
-from dlmi_utils.denoising.models import (
-    DENOISER_KINDS,
-    fold_batch_norm,
-    pretrained_name,
-    receptive_field,
-)
+from dlmi_utils.denoising.geometry import receptive_field  # noqa: E402
+from dlmi_utils.denoising.models import fold_batch_norm  # noqa: E402
+from dlmi_utils.denoising.patches import breast_crops  # noqa: E402
 from dlmi_utils.denoising.tiling import model_plan, pixel_grid, predict_tiled  # noqa: E402
 from dlmi_utils.denoising.wiener import wiener_refine  # noqa: E402
 from dlmi_utils.metrics import (  # noqa: E402
@@ -100,15 +93,8 @@ from dlmi_utils.metrics import (  # noqa: E402
     psnr,
     ssim,
 )
-from dlmi_utils.noise import (  # noqa: E402
-    add_gaussian_noise,
-    add_poisson_noise,
-    anscombe,
-    inverse_anscombe,
-    vst_sigma,
-)
-from dlmi_utils.patches import breast_crops  # noqa: E402
-from dlmi_utils.pretrained import available, load_meta  # noqa: E402
+from dlmi_utils.noise import GaussianNoise, NoiseModel, PoissonNoise, sigma_8bit  # noqa: E402
+from dlmi_utils.pretrained import available, load_pretrained, load_record  # noqa: E402
 
 METHODS = ("noisy", "bm3d", "dncnn", "dilated")
 WIENER_ROW = "dilated+wiener"  # --wiener
@@ -136,7 +122,7 @@ def _images(args, pixel_size_mm: float) -> tuple[list[np.ndarray], list[str], st
         images = [_centre_crop(load_image_arg(f), args.crop) for f in args.image]
         return images, [Path(f).name for f in args.image], ", ".join(args.image)
     images, names = [], []
-    for m in load_mammograms(args.split, pixel_size_mm):
+    for m in load_mammograms("test", pixel_size_mm):
         try:
             (r, c), = breast_crops(m.breast_mask, args.crop, 1)
         except ValueError as err:
@@ -144,10 +130,8 @@ def _images(args, pixel_size_mm: float) -> tuple[list[np.ndarray], list[str], st
                              f"the breast; give a smaller --crop ({err})") from err
         images.append(np.ascontiguousarray(m.image[r : r + args.crop, c : c + args.crop]))
         names.append(f"{m.view} ({r}, {c})")
-    which = ("held-out crops", "sfm-malign-0") if args.split == "test" else (
-        "crops of the TRAINING case (seen in training: a check of overfitting)", "sfm-benign-0")
-    return images, names, (f"{len(images)} {which[0]} {args.crop} x {args.crop} inside the "
-                           f"breast (case {which[1]}, {pixel_size_mm} mm)")
+    return images, names, (f"{len(images)} held-out crops {args.crop} x {args.crop} inside the "
+                           f"breast (case sfm-malign-0, {pixel_size_mm} mm)")
 
 
 def _interior(image: np.ndarray, margin: int) -> np.ndarray:
@@ -165,42 +149,26 @@ def _network(model: torch.nn.Module, tile: int):
     return run
 
 
-# the second pass of a two-pass self-ensemble: y -> transform, denoise, transform back
-SECOND_PASS = {
-    "flip": lambda run, y: run(np.ascontiguousarray(y[:, ::-1]))[:, ::-1],
-    "transpose": lambda run, y: run(np.ascontiguousarray(y.T)).T,
-    # one replicated pixel on each side moves a pixel-unshuffled net's 2 x 2 grid by one
-    "shift": lambda run, y: run(np.pad(y, 1, mode="edge"))[1:-1, 1:-1],
-}
+def shipped_denoiser(kind: str, noise: NoiseModel, level_8bit: float) -> str:
+    """The shipped weights of ``kind`` for ``noise``: ``{kind}_photons{N0}`` for quantum noise,
+    else ``{kind}_sigma{S}`` for the 8-bit level ``level_8bit`` (that of the Gaussian noise the
+    net sees), else the blind net ``{kind}_blind`` when the level lies in its range."""
+    names = available()
+    if isinstance(noise, PoissonNoise) and f"{kind}_photons{noise.photons:g}" in names:
+        return f"{kind}_photons{noise.photons:g}"
+    if f"{kind}_sigma{level_8bit:g}" in names:
+        return f"{kind}_sigma{level_8bit:g}"
+    lo, hi = load_record(f"{kind}_blind")["sigma_range_8bit"]
+    if not lo <= level_8bit <= hi:
+        raise SystemExit(f"no shipped {kind} denoiser for sigma = {level_8bit:g} / 255 (the blind "
+                         f"net covers [{lo:g}, {hi:g}]); train one with scripts/train_denoisers.py "
+                         f"--kind {kind} --sigma {level_8bit:g}")
+    return f"{kind}_blind"
 
 
-def _self_ensemble(run, kind: str):
-    """``run`` and its pass on the ``kind`` transform of ``y``, averaged (twice the time)."""
-    second = SECOND_PASS[kind]
-    return lambda y: (run(y) + second(run, y)) / 2
-
-
-class NoiseModel:
-    """The benchmark's noise: white Gaussian of std ``sigma`` / 255, or quantum noise at
-    ``photons`` denoised on the Anscombe transform (``level`` is then the std there)."""
-
-    def __init__(self, sigma_8bit: float, photons: float | None = None):
-        self.photons = photons
-        self.level = vst_sigma(photons) if photons else sigma_8bit / 255.0
-        self.name = (f"quantum noise N0 = {photons:g} (Anscombe domain, sigma_z = "
-                     f"{255 * self.level:g} / 255)" if photons else f"sigma = {sigma_8bit:g} / 255")
-
-    def add(self, x: np.ndarray, seed: int) -> np.ndarray:
-        if self.photons:
-            return add_poisson_noise(x, self.photons, seed=seed)
-        return add_gaussian_noise(x, self.level, seed=seed)
-
-    def wrap(self, method):
-        """``method`` (a denoiser of Gaussian noise at ``level``) for this noise."""
-        if not self.photons:
-            return method
-        n0 = self.photons
-        return lambda y: inverse_anscombe(method(anscombe(y, n0).astype(np.float32)), n0)
+def shipped_denoisers() -> list[str]:
+    """Names of the shipped weights whose model is a denoiser."""
+    return [n for n in available() if load_record(n)["model"].startswith("dlmi_utils.denoising.")]
 
 
 def _wiener_refined(run, level: float):
@@ -253,11 +221,11 @@ def full_size_run(args, model: torch.nn.Module, noise: NoiseModel) -> dict[str, 
     """The dilated net on one whole native-resolution held-out film, in tiles."""
     m = load_mammogram("sfm-malign-0", "lcc", pixel_size_mm=None)
     x = m.image
-    y = noise.add(x, args.seed)
+    y = noise(x, args.seed)
     shapes: list[tuple[int, ...]] = []
     hook = model.register_forward_pre_hook(lambda _m, inp: shapes.append(tuple(inp[0].shape)))
     start = time.perf_counter()
-    out = noise.wrap(_network(model, args.tile))(y)
+    out = noise.through(_network(model, args.tile))(y)
     seconds = time.perf_counter() - start
     hook.remove()
     plan = model_plan(model, x.shape, args.tile)
@@ -277,32 +245,29 @@ def full_size_run(args, model: torch.nn.Module, noise: NoiseModel) -> dict[str, 
 def run(args) -> dict[str, dict[str, float]]:
     bm3d = _import_bm3d()
     torch.set_num_threads(args.threads)
-    noise = NoiseModel(args.sigma, args.photons)
-    level_8bit = 255 * noise.level
-    dilated = args.dilated_weights or (f"dilated_p{args.photons:g}" if args.photons
-                                       else pretrained_name("dilated", level_8bit))
-    nets = {"dncnn": fold_batch_norm(pretrained_denoiser("dncnn", level_8bit)),
-            "dilated": fold_batch_norm(load_denoiser(dilated))}
-    pixel_size = load_meta(nets["dilated"].weights_name)["pixel_size_mm"]
+    noise = PoissonNoise(args.photons) if args.photons else GaussianNoise(sigma_8bit(args.sigma))
+    level_8bit = 255 * noise.level if args.photons else args.sigma
+    nets = {kind: fold_batch_norm(load_pretrained(shipped_denoiser(kind, noise, level_8bit)))
+            for kind in ("dncnn", "dilated")}
+    dilated = nets["dilated"].weights_name
+    pixel_size = load_record(dilated)["data"]["pixel_size_mm"]
     images, names, source = _images(args, pixel_size)
     margin = args.margin if args.margin is not None else receptive_field(nets["dilated"]) // 2
     dilated_run = _network(nets["dilated"], args.tile)
-    if args.self_ensemble:
-        dilated_run = _self_ensemble(dilated_run, args.self_ensemble)
     methods = {
         "noisy": lambda y: y,
-        "bm3d": noise.wrap(lambda y: bm3d.bm3d(y.astype(np.float64), sigma_psd=noise.level)),
-        "dncnn": noise.wrap(_network(nets["dncnn"], args.tile)),
-        "dilated": noise.wrap(dilated_run),
+        "bm3d": noise.through(lambda y: bm3d.bm3d(y.astype(np.float64), sigma_psd=noise.level)),
+        "dncnn": noise.through(_network(nets["dncnn"], args.tile)),
+        "dilated": noise.through(dilated_run),
     }
     if args.wiener:
-        methods[WIENER_ROW] = noise.wrap(_wiener_refined(dilated_run, noise.level))
+        methods[WIENER_ROW] = noise.through(_wiener_refined(dilated_run, noise.level))
     for name in args.also or ():
-        extra = fold_batch_norm(load_denoiser(name))
-        if (trained_at := load_meta(name)["pixel_size_mm"]) != pixel_size:
+        extra = fold_batch_norm(load_pretrained(name))
+        if (trained_at := load_record(name)["data"]["pixel_size_mm"]) != pixel_size:
             raise SystemExit(f"--also {name}: trained at {trained_at} mm, the images are at "
                              f"the {pixel_size} mm of {dilated}")
-        methods[name] = noise.wrap(_network(extra, args.tile))
+        methods[name] = noise.through(_network(extra, args.tile))
     names_ = tuple(methods)
     for name in names_[2:]:  # warm-up: first calls allocate and pick kernels
         methods[name](np.zeros((64, 64), np.float32))
@@ -312,7 +277,7 @@ def run(args) -> dict[str, dict[str, float]]:
     profile: dict[str, list[list[float]]] = {name: [] for name in names_}
     columns = distance_edges(min(x.shape[-1] for x in images))
     for i, x in enumerate(images):
-        y = noise.add(x, args.seed + i)
+        y = noise(x, args.seed + i)
         for name in names_:
             out, seconds = time_call(methods[name], y, repeat=args.repeat)
             out = np.asarray(out, dtype=np.float64)
@@ -332,9 +297,8 @@ def run(args) -> dict[str, dict[str, float]]:
             results[name]["error_bands"] = np.mean(bands[name], axis=0).tolist()
         if args.edge_profile:
             results[name]["error_by_distance"] = np.mean(profile[name], axis=0).tolist()
-    print(f"{noise.name} on {source}; torch threads {args.threads}; weights "
-          f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}"
-          + (f" ({args.self_ensemble} self-ensemble)" if args.self_ensemble else ""))
+    print(f"{noise} on {source}; torch threads {args.threads}; weights "
+          f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}")
     rows = []
     for name in names_:
         r = results[name]
@@ -374,17 +338,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--sigma", type=float, default=25, help="8-bit noise level (25)")
     parser.add_argument("--photons", type=float, metavar="N0",
                         help="quantum noise at N0 photons per pixel instead, on the Anscombe "
-                             "transform (the dilated row: dilated_pN0)")
+                             "transform (the nets trained for it: {kind}_photonsN0)")
     parser.add_argument("--image", nargs="+", help="images (DICOM, NIfTI, PNG, .npy) instead")
     parser.add_argument("--crop", type=int, default=256, help="crop side, 0: whole (256)")
-    parser.add_argument("--split", choices=("test", "train"), default="test",
-                        help="the mammograms' case: test, held out (default), or train, the "
-                             "one the nets learned from (a check of overfitting)")
-    parser.add_argument("--dilated-weights", metavar="NAME",
-                        help="shipped weights for the dilated row (default: those of the level)")
-    parser.add_argument("--self-ensemble", choices=tuple(SECOND_PASS),
-                        help="dilated row: the mean of two passes, on y and on its flip, "
-                             "transpose or one-pixel shift")
     parser.add_argument("--tile", type=int, default=512, help="tile side of the networks (512)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--repeat", type=int, default=1, help="timing runs, best kept (1)")
@@ -405,7 +361,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                         help="a row for each of these shipped denoisers (any kind), by name")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
-    denoisers = [n for n in available() if load_meta(n).get("kind") in DENOISER_KINDS]
+    denoisers = shipped_denoisers()
     unknown = [n for n in args.also or () if n not in denoisers]
     if unknown:
         parser.error(f"--also {' '.join(unknown)}: not shipped denoiser weights; those are "
@@ -414,8 +370,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         parser.error(f"--photons must be positive, got {args.photons:g}")
     if args.repeat < 1 or args.threads < 1 or args.tile < 64:
         parser.error("--repeat and --threads must be >= 1, --tile >= 64")
-    if args.image and args.split != "test":
-        parser.error("--split picks the mammograms' case; it has no meaning with --image")
     if not args.image and args.crop < 64:
         parser.error("--crop must be >= 64 for the mammogram crops")
     results = run(args)

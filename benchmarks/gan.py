@@ -28,8 +28,8 @@ from _common import print_table, write_json
 
 from dlmi_utils.gan.data import GAN_DATASETS, load_gan_dataset
 from dlmi_utils.gan.evaluation import score_samples
-from dlmi_utils.gan.models import pretrained_generator
 from dlmi_utils.gan.training import generate
+from dlmi_utils.pretrained import load_pretrained
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.data:
         start = time.perf_counter()
         train, heldout, _ = load_gan_dataset(name)
-        generator, _ = pretrained_generator(name)
+        generator = load_pretrained(f"gan_{name}")
         s = score_samples(lambda n, seed, g=generator: generate(g, n, seed=seed), train, heldout,
                           repeats=args.repeats)
         s["target_met"] = abs(s["swd_model"] - s["swd_real_vs_real"]) < abs(

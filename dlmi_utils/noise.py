@@ -18,12 +18,26 @@ numpy input, ``torch.Generator`` for torch input) to draw several noises in a ro
   so fewer photons (a lower dose) mean more noise.
 
 The noisy images are not clipped: ``np.clip(y, 0, 1)`` (``y.clamp(0, 1)``) if you need it.
+
+The noise a denoiser is trained for and benchmarked on is a *noise model*, an object with:
+
+- ``noise(x, seed)``: the noisy image ``y``;
+- ``noise.stabilise(y)``: what the network sees (``y``, or ``anscombe(y)`` for quantum noise,
+  whose noise is then close to Gaussian of std ``noise.level``), and
+  ``noise.stable_target(x)``: what it should output there (``x``, or ``E[anscombe(y) | x]``);
+- ``noise.through(denoise)``: ``y -> unstabilise(denoise(stabilise(y)))``, a denoiser of
+  Gaussian noise of std ``level`` applied to this noise.
+
+:class:`GaussianNoise` (``sigma``, or a range of ``sigma`` for blind training) and
+:class:`PoissonNoise` (``photons``, through the Anscombe transform) are the two; the patch
+datasets of :mod:`dlmi_utils.denoising.patches` and ``benchmarks/denoise.py`` use them.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
@@ -237,3 +251,110 @@ def inverse_anscombe(z: np.ndarray, photons: float) -> np.ndarray:
     c = math.sqrt(1.5)
     k = d**2 / 4 + c / 4 / d - 11 / 8 / d**2 + 5 * c / 8 / d**3 - 1 / 8
     return np.maximum(k, 0.0) / photons
+
+
+# ------------------------------------------------------------------------ noise models
+def _like(values: np.ndarray, like: Array, keep_dtype: bool = False) -> Array:
+    """``values`` (float64 numpy) as a tensor of the dtype and device of ``like`` when it is
+    one, else as numpy: of ``like``'s dtype with ``keep_dtype``, float64 otherwise."""
+    if isinstance(like, torch.Tensor):
+        return torch.from_numpy(np.asarray(values)).to(dtype=like.dtype, device=like.device)
+    return np.asarray(values).astype(like.dtype, copy=False) if keep_dtype else values
+
+
+def _numpy(x: Array) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+class GaussianNoise:
+    """White Gaussian noise ``y = x + n``, ``n ~ N(0, sigma^2)`` (:func:`add_gaussian_noise`).
+
+    ``sigma`` on the scale of ``x`` (``sigma_8bit(25)`` for images in [0, 1]), or a pair
+    ``(lo, hi)``: each call draws its std uniformly in ``[lo, hi]`` first (blind training, one
+    network for a range of levels), from the same generator as the noise. The denoiser sees
+    ``y`` itself: ``stabilise``, ``stable_target`` and ``unstabilise`` are the identity.
+    """
+
+    def __init__(self, sigma: float | tuple[float, float]):
+        lo, hi = (sigma, sigma) if np.isscalar(sigma) else (float(sigma[0]), float(sigma[1]))
+        if not (0 <= lo <= hi and math.isfinite(hi)):
+            raise ValueError(f"sigma must be >= 0 (or a range lo <= hi), got {sigma}")
+        self.sigma_range = (float(lo), float(hi))
+
+    @property
+    def level(self) -> float:
+        """The std of the noise (one level only: a blind model has none)."""
+        lo, hi = self.sigma_range
+        if lo != hi:
+            raise ValueError(f"blind Gaussian noise (sigma in [{lo:g}, {hi:g}]) has no level")
+        return lo
+
+    def __call__(self, x: Array, seed: Seed = None) -> Array:
+        lo, hi = self.sigma_range
+        if lo == hi:
+            return add_gaussian_noise(x, lo, seed=seed)
+        if isinstance(x, torch.Tensor):
+            g = _torch_generator(seed, "GaussianNoise")
+            return add_gaussian_noise(x, lo + (hi - lo) * float(torch.rand((), generator=g)), g)
+        rng = _numpy_rng(seed, "GaussianNoise")
+        return add_gaussian_noise(x, float(rng.uniform(lo, hi)), seed=rng)
+
+    def stabilise(self, y: Array) -> Array:
+        return y
+
+    def stable_target(self, x: Array) -> Array:
+        return x
+
+    def unstabilise(self, z: Array) -> Array:
+        return z
+
+    def through(self, denoise: Callable[[Array], Array]) -> Callable[[Array], Array]:
+        """``denoise`` itself: it already sees this noise."""
+        return denoise
+
+    def __str__(self) -> str:
+        lo, hi = self.sigma_range
+        if lo == hi:
+            return f"sigma = {255 * lo:g} / 255"
+        return f"sigma in [{255 * lo:g}, {255 * hi:g}] / 255"
+
+
+class PoissonNoise:
+    """Quantum noise ``y = Poisson(photons x) / photons`` (:func:`add_poisson_noise`), denoised
+    through the Anscombe transform.
+
+    A denoiser sees ``z = anscombe(y)``, whose noise is close to Gaussian of std
+    ``level = vst_sigma(photons)``, learns to output ``E[z | x] = anscombe_mean(x)``, and its
+    output goes back with :func:`inverse_anscombe`. The three return the kind of their input,
+    computed in float64: ``stabilise`` in the input's dtype (the network's input), the other two
+    in float64 for numpy input and in the input's dtype for a tensor.
+    """
+
+    def __init__(self, photons: float):
+        _check_photons(photons)
+        self.photons = float(photons)
+        self.level = vst_sigma(photons)
+
+    def __call__(self, x: Array, seed: Seed = None) -> Array:
+        return add_poisson_noise(x, self.photons, seed=seed)
+
+    def stabilise(self, y: Array) -> Array:
+        return _like(anscombe(_numpy(y), self.photons), y, keep_dtype=True)
+
+    def stable_target(self, x: Array) -> Array:
+        return _like(anscombe_mean(_numpy(x), self.photons), x)
+
+    def unstabilise(self, z: Array) -> Array:
+        return _like(inverse_anscombe(_numpy(z), self.photons), z)
+
+    def through(self, denoise: Callable[[Array], Array]) -> Callable[[Array], Array]:
+        """``y -> inverse_anscombe(denoise(anscombe(y)))``: a denoiser of Gaussian noise of std
+        ``level`` applied to quantum noise."""
+        return lambda y: self.unstabilise(denoise(self.stabilise(y)))
+
+    def __str__(self) -> str:
+        return (f"quantum noise N0 = {self.photons:g} (Anscombe domain, sigma_z = "
+                f"{255 * self.level:g} / 255)")
+
+
+NoiseModel = GaussianNoise | PoissonNoise

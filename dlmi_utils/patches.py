@@ -1,30 +1,24 @@
-"""Training patches cut from large images (mammograms): inside the breast, flipped, seeded.
+"""Patches cut from large images (mammograms) inside a mask: flipped, seeded.
 
-A mammogram is ~1100 x 700 pixels at 0.2 mm, and most of it is background; a denoiser learns
-from small patches (40-64 pixels, more than its receptive field) drawn where there is tissue:
+A mammogram is ~1100 x 700 pixels at 0.2 mm, and most of it is background; a network learns
+from small patches drawn where there is tissue. :class:`PatchDataset` draws ``patch_size``
+squares uniformly among the positions where at least ``min_inside`` of the patch lies in the
+mask (the breast), from all images at once (larger images give more patches), with random
+horizontal / vertical flips; :func:`window_fraction` is the share of the mask in every window.
 
-- :class:`PatchDataset` draws ``patch_size`` squares uniformly among the positions where at
-  least ``min_inside`` of the patch lies in the mask (the breast), from all images at once
-  (larger images give more patches), with random horizontal / vertical flips;
-- :class:`NoisyPatches` pairs each clean patch with a noisy copy, ``(noisy, clean)``, the
-  batches that ``dlmi_utils.train.fit`` expects (``pair_step``); for a denoiser of the
-  Anscombe domain, ``(anscombe(y), E[anscombe(y) | x])`` (:func:`anscombe_poisson_noise`,
-  :func:`anscombe_target`).
-
-Every draw depends only on ``(seed, epoch, index)``: the same index gives the same patch and
-the same noise in every run, in any order, in any DataLoader worker; ``set_epoch`` (called by
-``fit``) draws a new set for the next epoch.
+Every draw depends only on ``(seed, epoch, index)``: the same index gives the same patch in
+every run, in any order, in any DataLoader worker; ``set_epoch`` (called by
+``dlmi_utils.train.fit``) draws a new set for the next epoch. The denoisers pair the patches
+with noise (``dlmi_utils.denoising.patches``), the GAN takes them as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
-from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise, anscombe, anscombe_mean
 
 
 def window_fraction(mask: np.ndarray, size: int) -> np.ndarray:
@@ -224,176 +218,3 @@ class PatchDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return torch.from_numpy(self.patch(index))[None]
-
-
-def breast_crops(mask: np.ndarray, size: int, n: int, min_inside: float = 1.0
-                 ) -> list[tuple[int, int]]:
-    """Top-left corners ``(row, col)`` of ``n`` fixed, non-overlapping ``size x size`` crops
-    with at least ``min_inside`` of their pixels in ``mask`` ``(H, W)``.
-
-    No randomness (evaluation crops must not move): candidates on a grid of step
-    ``size // 8``; the first is the one nearest the centroid of the mask, each next one the
-    candidate farthest from those taken (farthest-point sampling) that overlaps none of them.
-    """
-    m = np.asarray(mask, dtype=bool)
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
-    frac = window_fraction(m, size)
-    step = max(1, size // 8)
-    rows, cols = np.nonzero(frac[::step, ::step] >= min_inside - 1e-12)
-    cand = np.stack([rows * step, cols * step], axis=1)
-    chosen: list[np.ndarray] = []
-    if len(cand):
-        centre = np.argwhere(m).mean(axis=0) - size / 2
-        chosen.append(cand[np.argmin(np.abs(cand - centre).sum(axis=1))])
-    while 0 < len(chosen) < n:
-        gap = np.min([np.abs(cand - c).max(axis=1) for c in chosen], axis=0)  # Chebyshev
-        best = int(np.argmax(gap))
-        if gap[best] < size:  # every candidate left overlaps a crop already taken
-            break
-        chosen.append(cand[best])
-    if len(chosen) < n:
-        raise ValueError(
-            f"only {len(chosen)} non-overlapping {size}x{size} crops have {min_inside:.0%} of "
-            f"their pixels in the mask, {n} asked: lower size, n or min_inside"
-        )
-    return [(int(r), int(c)) for r, c in chosen]
-
-
-NoiseFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-def gaussian_noise(sigma: float | tuple[float, float]) -> NoiseFn:
-    """Additive white Gaussian noise of std ``sigma`` (image scale: ``15 / 255`` for 8-bit 15),
-    or, for a pair ``(lo, hi)``, a std drawn uniformly in it for each patch (blind training)."""
-    lo, hi = (sigma, sigma) if np.isscalar(sigma) else (float(sigma[0]), float(sigma[1]))
-    if not 0 <= lo <= hi:
-        raise ValueError(f"sigma must be >= 0 (or a range lo <= hi), got {sigma}")
-
-    def noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        s = lo + (hi - lo) * float(torch.rand((), generator=g)) if hi > lo else lo
-        return add_gaussian_noise(x, s, seed=g)
-
-    return noise
-
-
-def poisson_noise(photons: float) -> NoiseFn:
-    """Quantum noise at ``photons`` per pixel for ``x = 1`` (see ``add_poisson_noise``)."""
-    if not photons > 0:
-        raise ValueError(f"photons must be positive, got {photons}")
-
-    def noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        return add_poisson_noise(x, photons, seed=g)
-
-    return noise
-
-
-def anscombe_poisson_noise(photons: float) -> NoiseFn:
-    """Quantum noise at ``photons`` (:func:`poisson_noise`), then the Anscombe transform: the
-    input of a denoiser of the Anscombe domain, whose target is :func:`anscombe_target`."""
-    quantum = poisson_noise(photons)
-
-    def noise(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        return torch.from_numpy(anscombe(quantum(x, g).numpy(), photons))
-
-    return noise
-
-
-def anscombe_target(photons: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x -> E[anscombe(y) | x]`` (``anscombe_mean``): the clean image of the Anscombe domain,
-    the one that ``inverse_anscombe`` maps back to ``x`` (``anscombe(x)`` is biased)."""
-    def target(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(anscombe_mean(x.numpy(), photons))
-
-    return target
-
-
-class NoisyPatches(Dataset):
-    """``(noisy, target)`` pairs, each ``(1, P, P)`` float32, from a :class:`PatchDataset`.
-
-    ``noise(clean, generator)`` (e.g. :func:`gaussian_noise`) draws with a generator seeded by
-    ``(seed, epoch, index)``, so a patch keeps the same noise when read twice. ``target``
-    maps the clean patch to what the network should output (default: the clean patch;
-    :func:`anscombe_target` for the Anscombe domain).
-    """
-
-    def __init__(self, patches: PatchDataset, noise: NoiseFn,
-                 target: Callable[[torch.Tensor], torch.Tensor] | None = None):
-        self.patches, self.noise, self.target = patches, noise, target
-
-    def __len__(self) -> int:
-        return len(self.patches)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.patches.set_epoch(epoch)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        clean = self.patches[index]
-        g = torch.Generator().manual_seed(int(self.patches.rng(index, 1).integers(2**62)))
-        target = clean if self.target is None else self.target(clean).float()
-        return self.noise(clean, g).float(), target
-
-
-SALIENT_KINDS = ("spots", "edges")
-
-
-def salience_map(image: np.ndarray, kind: str = "spots", radius: float = 3.0) -> np.ndarray:
-    """Where small details of ``image`` ``(H, W)`` lie, ``(H, W)`` float64 >= 0.
-
-    - ``"spots"``: the white top-hat ``x - opening(x)`` with a ``(2 radius + 1)``-pixel
-      square: what is brighter than its surroundings and smaller than the square
-      (microcalcification-like specks; at 0.2 mm, ``radius=3`` keeps specks under ~1.4 mm);
-    - ``"edges"``: the gradient magnitude after a Gaussian blur of std ``radius`` pixels
-      (tissue margins, the outline of a mass).
-
-    A search aid, not a detector: the films carry no annotation of where the lesions are.
-    """
-    from scipy import ndimage
-
-    x = np.asarray(image, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"salience_map expects an image (H, W), got shape {x.shape}")
-    if kind not in SALIENT_KINDS:
-        raise ValueError(f"kind must be one of {SALIENT_KINDS}, got {kind!r}")
-    if not radius > 0:
-        raise ValueError(f"radius must be positive (pixels), got {radius}")
-    if kind == "spots":
-        return ndimage.white_tophat(x, size=2 * int(round(radius)) + 1)
-    return ndimage.gaussian_gradient_magnitude(x, sigma=float(radius))
-
-
-def salient_crop(image: np.ndarray, mask: np.ndarray, size: int, kind: str = "spots",
-                 radius: float = 3.0, min_inside: float = 1.0, margin: int | None = None
-                 ) -> tuple[int, int]:
-    """Top-left corner ``(row, col)`` of a ``size x size`` crop (at least ``min_inside`` of it
-    in ``mask``) centred, as far as the image allows, on the pixel of highest
-    :func:`salience_map` inside the breast and away from its border: the strongest speck
-    (``"spots"``) or margin (``"edges"``). Candidates lie at least ``margin`` pixels (default
-    ``4 radius``) inside the mask and from the film's edges, where the skin line, the chest
-    wall and scanner borders would win. Deterministic."""
-    from scipy import ndimage
-
-    m = np.asarray(mask, dtype=bool)
-    if m.shape != np.shape(image):
-        raise ValueError(f"mask has shape {m.shape}, the image {np.shape(image)}")
-    score = salience_map(image, kind, radius)
-    margin = max(1, int(4 * radius)) if margin is None else int(margin)
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0 pixels, got {margin}")
-    # binary_erosion treats the outside of the array as background: away from the film edge too
-    inner = ndimage.binary_erosion(m, iterations=margin) if margin else m.copy()
-    frac = window_fraction(m, size)
-    if not (frac >= min_inside - 1e-12).any():
-        raise ValueError(f"no {size}x{size} crop has {min_inside:.0%} of its pixels in the mask")
-    half = size // 2
-    order = np.argsort(np.where(inner, score, -np.inf), axis=None)[::-1]
-    for flat in order:
-        r, c = divmod(int(flat), m.shape[1])
-        if not inner[r, c]:
-            break
-        top = min(max(r - half, 0), m.shape[0] - size)
-        left = min(max(c - half, 0), m.shape[1] - size)
-        if frac[top, left] >= min_inside - 1e-12:
-            return int(top), int(left)
-    raise ValueError(f"no {size}x{size} crop inside the mask contains a {kind} candidate: "
-                     "lower size or min_inside")

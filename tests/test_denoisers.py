@@ -1,73 +1,19 @@
-"""DnCNN and the dilated denoiser: shapes, residual learning, receptive field, parameters."""
+"""DnCNN, the dilated denoiser and the ResUNet: shapes, residual learning, the receptive field of
+each layout, parameters, batch-norm folding."""
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from dlmi_utils.denoising import DilatedDenoiser, DnCNN, receptive_field
 from dlmi_utils.denoising.models import (
-    IRCNN_DILATIONS,
     ResUNetDenoiser,
     build_denoiser,
     count_parameters,
-    deepen,
     dilated_block,
     fold_batch_norm,
-    widen,
 )
 from dlmi_utils.denoising.tiling import pixel_grid
-from dlmi_utils.noise import add_poisson_noise, anscombe, anscombe_mean, inverse_anscombe, vst_sigma
-
-
-def _impulse_response_width(model: nn.Module, size: int = 81) -> int:
-    """Side of the region of the output that changes when one input pixel changes."""
-    torch.manual_seed(0)
-    nn.init.normal_(model.body[-1].weight)  # the last layer starts at zero: no response yet
-    model.eval()
-    x = torch.rand(1, 1, size, size, dtype=torch.float64)
-    x2 = x.clone()
-    x2[0, 0, size // 2, size // 2] += 1.0
-    model = model.double()
-    with torch.no_grad():
-        diff = (model(x2) - model(x)).abs()[0, 0] > 0
-    rows = torch.nonzero(diff.any(dim=1)).flatten()
-    return int(rows.max() - rows.min() + 1)
-
-
-@pytest.mark.parametrize(
-    "model, expected",
-    [
-        (DnCNN(depth=17), 35),
-        (DnCNN(depth=5, features=8), 11),
-        (DilatedDenoiser(dilations=IRCNN_DILATIONS), 33),
-        (DilatedDenoiser(dilations=(1,) * 7), 15),
-        (DilatedDenoiser(dilations=(1, 2, 1)), 9),
-    ],
-)
-def test_receptive_field_known_values(model, expected):
-    assert receptive_field(model) == expected
-
-
-def test_receptive_field_with_stride_and_pooling():
-    net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.MaxPool2d(2), nn.Conv2d(1, 1, 3),
-                        nn.Conv2d(1, 1, 3, stride=2), nn.Conv2d(1, 1, 3))
-    # 1 + 2 (conv) + 1 (pool 2x2) + 2*2 + 2*2 + 2*2*2 = 20
-    assert receptive_field(net) == 20
-
-
-def test_receptive_field_without_convolution_is_an_error():
-    with pytest.raises(ValueError, match="no Conv2d"):
-        receptive_field(nn.Sequential(nn.ReLU()))
-
-
-@pytest.mark.parametrize("model", [DnCNN(depth=6, features=8),
-                                   DilatedDenoiser(features=8, dilations=(1, 2, 3, 2, 1)),
-                                   DilatedDenoiser(features=8, dilations=(1, 1, 1, 1, 1)),
-                                   DilatedDenoiser(features=8, dilations=(1, 2, 1), unshuffle=2),
-                                   DilatedDenoiser(features=8, dilations=(1, 2, 1), unshuffle=3)])
-def test_receptive_field_matches_impulse_response(model):
-    assert _impulse_response_width(model) == receptive_field(model)
 
 
 def _macs_per_pixel(model: nn.Module, unshuffle: int) -> float:
@@ -178,6 +124,7 @@ def test_wrong_input_shape_is_a_clear_error():
         build_denoiser("unet")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [lambda: DilatedDenoiser(features=16),
                                   lambda: ResUNetDenoiser(features=(8, 16), blocks=1)])
 def test_a_few_steps_reduce_the_denoising_error(make):
@@ -196,56 +143,6 @@ def test_a_few_steps_reduce_the_denoising_error(make):
     with torch.no_grad():
         after = ((model(noisy) - clean) ** 2).mean().item()
     assert after < 0.5 * before
-
-
-@pytest.mark.parametrize("level", [0.1, 0.4, 0.9])
-def test_anscombe_stabilises_poisson_variance(level):
-    photons = 200.0
-    y = add_poisson_noise(np.full(200_000, level), photons, seed=1)
-    z = anscombe(y, photons)
-    assert z.std() == pytest.approx(vst_sigma(photons), rel=0.03)
-
-
-def test_inverse_anscombe_is_unbiased_where_algebraic_inverse_is_not():
-    photons, level = 50.0, 0.1  # 5 photons: low counts
-    z = anscombe(add_poisson_noise(np.full(400_000, level), photons, seed=2), photons)
-    exact = inverse_anscombe(np.full_like(z, z.mean()), photons)[0]
-    # the unbiased inverse maps E[z] back to the true level; z^2 - 3/(8N) does not
-    assert exact == pytest.approx(level, rel=0.02)
-    algebraic = z.mean() ** 2 - 3 / (8 * photons)
-    assert abs(algebraic - level) > 3 * abs(exact - level)
-    with pytest.raises(ValueError, match="photons"):
-        anscombe(z, 0)
-
-
-@pytest.mark.parametrize("level", [0.0, 0.02, 0.3, 0.9])
-def test_anscombe_mean_is_the_expectation_of_the_transformed_counts(level):
-    photons = 100.0
-    z = anscombe(add_poisson_noise(np.full(1_000_000, level), photons, seed=4), photons)
-    standard_error = max(z.std(), 1e-12) / np.sqrt(z.size)
-    expected = anscombe_mean(np.array([level]), photons)[0]
-    assert abs(expected - z.mean()) < 4 * standard_error + 1e-12
-    if level >= 0.3:  # the bias of anscombe(x) that anscombe_mean corrects, ~1/(16 N0 sqrt(x))
-        assert anscombe(np.array([level]), photons)[0] - expected > 20 * standard_error
-
-
-@pytest.mark.parametrize("photons", [20.0, 100.0, 1000.0])
-def test_inverse_anscombe_maps_anscombe_mean_back_to_x(photons):
-    x = np.linspace(0.05, 1.0, 96).reshape(8, 12)
-    back = inverse_anscombe(anscombe_mean(x, photons), photons)
-    assert back.shape == x.shape
-    np.testing.assert_allclose(back, x, atol=2e-3 / np.sqrt(photons / 20))
-    # the algebraic target anscombe(x) would be off by far more at these counts
-    assert np.abs(inverse_anscombe(anscombe(x, photons), photons) - x).max() > 1e-3 / photons
-
-
-def test_anscombe_mean_bad_input_is_a_clear_error():
-    with pytest.raises(ValueError, match="non-negative"):
-        anscombe_mean(np.array([0.5, -0.1]), 100)
-    with pytest.raises(ValueError, match="non-negative"):
-        anscombe_mean(np.array([np.nan]), 100)
-    with pytest.raises(ValueError, match="photons"):
-        anscombe_mean(np.array([0.5]), 0)
 
 
 def _with_trained_batch_norms(model: nn.Module) -> nn.Module:
@@ -277,70 +174,6 @@ def test_folding_batch_norm_keeps_the_outputs_and_removes_the_norms(kind, kwargs
     assert (expected - y).abs().max() > 0.1  # the check would see a dropped layer
     assert folded.config == model.config and receptive_field(folded) == receptive_field(model)
     assert not folded.training
-
-
-@pytest.mark.parametrize("unshuffle", [1, 2])
-def test_a_deepened_net_computes_the_same_function_and_sees_farther(unshuffle):
-    model = _with_trained_batch_norms(DilatedDenoiser(features=8, unshuffle=unshuffle))
-    g = torch.Generator().manual_seed(2)
-    calibration, y = torch.rand(4, 1, 40, 40, generator=g), torch.rand(2, 1, 37, 41, generator=g)
-    deeper = deepen(model, (1, 2, 3, 4, 5, 4, 3, 2, 1), calibration)
-    assert deeper.config["dilations"] == [1, 2, 3, 4, 5, 4, 3, 2, 1]
-    assert len(deeper.body) == 9 and not deeper.training
-    assert receptive_field(deeper) == receptive_field(model) + 2 * (5 + 4) * unshuffle
-    with torch.no_grad():
-        expected = model(y)
-        assert (expected - y).abs().max() > 0.1  # the check would see a dropped layer
-        assert torch.allclose(deeper(y), expected, atol=1e-5)
-        assert torch.allclose(deeper(calibration), model(calibration), atol=1e-5)
-    # the copied layers are the model's, the new ones (at 4 and 5) train like any other
-    assert torch.equal(deeper.body[6][0].weight, model.body[4][0].weight)
-    assert all(p.requires_grad for p in deeper.body[4].parameters())
-
-
-def test_deepen_refuses_dilations_that_drop_or_reorder_the_model_layers():
-    model = DilatedDenoiser(features=8)
-    calibration = torch.rand(1, 1, 24, 24)
-    for bad in [(1, 2, 3, 3, 2, 1), (2, 1, 2, 3, 4, 3, 2, 1), (1, 2, 3, 4, 3, 2, 1, 5)]:
-        with pytest.raises(ValueError, match="must contain the model's"):
-            deepen(model, bad, calibration)
-    with pytest.raises(ValueError, match="batch norm"):
-        deepen(DilatedDenoiser(features=8, batch_norm=False), (1, 2, 3, 4, 4, 3, 2, 1), calibration)
-    with pytest.raises(TypeError, match="DilatedDenoiser"):
-        deepen(DnCNN(features=8, depth=5), (1, 1, 1, 1, 1, 1), calibration)
-
-
-@pytest.mark.parametrize("unshuffle", [1, 2])
-def test_a_widened_net_computes_the_same_function_and_its_new_channels_learn(unshuffle):
-    model = _with_trained_batch_norms(DilatedDenoiser(features=8, unshuffle=unshuffle))
-    y = torch.rand(2, 1, 37, 41, generator=torch.Generator().manual_seed(3))
-    wider = widen(model, 12, seed=1)
-    assert wider.config == {**model.config, "features": 12} and not wider.training
-    assert count_parameters(wider) > count_parameters(model)
-    assert receptive_field(wider) == receptive_field(model)
-    with torch.no_grad():
-        expected = model(y)
-        assert (expected - y).abs().max() > 0.1  # the check would see a dropped layer
-        assert torch.allclose(wider(y), expected, atol=1e-5)
-        model.train(), wider.train()  # batch statistics: the old channels' are unchanged
-        assert torch.allclose(wider(y), model(y), atol=1e-5)
-    # the new channels are active, so the zero weights out of them get gradients
-    wider.zero_grad()
-    ((wider(y) - y * 0.5) ** 2).mean().backward()
-    last = wider.body[-1].weight.grad
-    assert last[:, 8:].abs().sum() > 0 and wider.body[3][0].weight.grad[:8, 8:].abs().sum() > 0
-    # the same seed draws the same new channels
-    assert torch.equal(widen(model, 12, seed=1).body[2][0].weight, widen(model, 12, seed=1)
-                       .body[2][0].weight)
-    assert not torch.equal(widen(model, 12, seed=1).body[2][0].weight[8:],
-                           widen(model, 12, seed=2).body[2][0].weight[8:])
-
-
-def test_widen_refuses_a_narrower_width_and_other_nets():
-    with pytest.raises(ValueError, match=">= the model's 8"):
-        widen(DilatedDenoiser(features=8), 6)
-    with pytest.raises(TypeError, match="DilatedDenoiser"):
-        widen(DnCNN(features=8, depth=5), 12)
 
 
 def test_folding_a_net_without_batch_norm_changes_nothing():

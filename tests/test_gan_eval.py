@@ -126,6 +126,7 @@ def test_precision_recall_of_identical_sets_is_one():
     assert precision_recall(f, f) == {"precision": 1.0, "recall": 1.0}
 
 
+@pytest.mark.slow
 def test_score_samples_puts_a_good_sampler_near_the_reference_and_noise_far():
     train, heldout = _blobs(120, 0), _blobs(40, 1)
 
@@ -148,6 +149,7 @@ def test_score_samples_puts_a_good_sampler_near_the_reference_and_noise_far():
     assert good["precision"] > 0.5 > bad["precision"]  # noise: far from every real image
 
 
+@pytest.mark.slow
 def test_score_samples_is_reproducible_and_checks_sizes():
     train, heldout = _blobs(60, 0), _blobs(20, 1)
     def sample(n, seed):

@@ -1,10 +1,22 @@
-"""dlmi_utils.noise: the statistics of each noise model, reproducibility, numpy/torch parity."""
+"""dlmi_utils.noise: the statistics of each noise model, reproducibility, numpy/torch parity,
+the Anscombe transform and the noise models of the denoisers."""
 
 import numpy as np
 import pytest
 import torch
 
-from dlmi_utils.noise import add_gaussian_noise, add_poisson_noise, add_rician_noise, sigma_8bit
+from dlmi_utils.noise import (
+    GaussianNoise,
+    PoissonNoise,
+    add_gaussian_noise,
+    add_poisson_noise,
+    add_rician_noise,
+    anscombe,
+    anscombe_mean,
+    inverse_anscombe,
+    sigma_8bit,
+    vst_sigma,
+)
 
 N = 200_000  # samples for the statistical tests: standard errors well below the tolerances
 
@@ -128,3 +140,121 @@ def test_bad_inputs_are_clear_errors():
         add_gaussian_noise(x, 0.1, seed=torch.Generator())
     with pytest.raises(TypeError, match="numpy array or a torch tensor"):
         add_gaussian_noise([1.0, 2.0], 0.1)
+
+
+@pytest.mark.parametrize("level", [0.1, 0.4, 0.9])
+def test_anscombe_stabilises_poisson_variance(level):
+    photons = 200.0
+    y = add_poisson_noise(np.full(200_000, level), photons, seed=1)
+    z = anscombe(y, photons)
+    assert z.std() == pytest.approx(vst_sigma(photons), rel=0.03)
+
+
+def test_inverse_anscombe_is_unbiased_where_algebraic_inverse_is_not():
+    photons, level = 50.0, 0.1  # 5 photons: low counts
+    z = anscombe(add_poisson_noise(np.full(400_000, level), photons, seed=2), photons)
+    exact = inverse_anscombe(np.full_like(z, z.mean()), photons)[0]
+    # the unbiased inverse maps E[z] back to the true level; z^2 - 3/(8N) does not
+    assert exact == pytest.approx(level, rel=0.02)
+    algebraic = z.mean() ** 2 - 3 / (8 * photons)
+    assert abs(algebraic - level) > 3 * abs(exact - level)
+    with pytest.raises(ValueError, match="photons"):
+        anscombe(z, 0)
+
+
+@pytest.mark.parametrize("level", [0.0, 0.02, 0.3, 0.9])
+def test_anscombe_mean_is_the_expectation_of_the_transformed_counts(level):
+    photons = 100.0
+    z = anscombe(add_poisson_noise(np.full(1_000_000, level), photons, seed=4), photons)
+    standard_error = max(z.std(), 1e-12) / np.sqrt(z.size)
+    expected = anscombe_mean(np.array([level]), photons)[0]
+    assert abs(expected - z.mean()) < 4 * standard_error + 1e-12
+    if level >= 0.3:  # the bias of anscombe(x) that anscombe_mean corrects, ~1/(16 N0 sqrt(x))
+        assert anscombe(np.array([level]), photons)[0] - expected > 20 * standard_error
+
+
+@pytest.mark.parametrize("photons", [20.0, 100.0, 1000.0])
+def test_inverse_anscombe_maps_anscombe_mean_back_to_x(photons):
+    x = np.linspace(0.05, 1.0, 96).reshape(8, 12)
+    back = inverse_anscombe(anscombe_mean(x, photons), photons)
+    assert back.shape == x.shape
+    np.testing.assert_allclose(back, x, atol=2e-3 / np.sqrt(photons / 20))
+    # the algebraic target anscombe(x) would be off by far more at these counts
+    assert np.abs(inverse_anscombe(anscombe(x, photons), photons) - x).max() > 1e-3 / photons
+
+
+def test_anscombe_mean_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="non-negative"):
+        anscombe_mean(np.array([0.5, -0.1]), 100)
+    with pytest.raises(ValueError, match="non-negative"):
+        anscombe_mean(np.array([np.nan]), 100)
+    with pytest.raises(ValueError, match="photons"):
+        anscombe_mean(np.array([0.5]), 0)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_gaussian_noise_model_draws_add_gaussian_noise(kind):
+    x = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    x = torch.from_numpy(x) if kind == "torch" else x
+    noise = GaussianNoise(0.1)
+    y = noise(x, seed=3)
+    assert type(y) is type(x) and y.dtype == x.dtype
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(add_gaussian_noise(x, 0.1, seed=3)))
+    assert noise.stabilise(y) is y and noise.stable_target(x) is x and noise.level == 0.1
+    assert str(GaussianNoise(sigma_8bit(25))) == "sigma = 25 / 255"
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_blind_gaussian_noise_draws_one_level_per_image_from_the_same_seed(kind):
+    noise = GaussianNoise((0.05, 0.2))
+    x = np.full((64, 64), 0.5, np.float32)
+    x = torch.from_numpy(x) if kind == "torch" else x
+    stds = [float(np.std(np.asarray(noise(x, seed=s)) - np.asarray(x))) for s in range(40)]
+    assert 0.05 * 0.95 < min(stds) < 0.08 and 0.17 < max(stds) < 0.2 * 1.05
+    np.testing.assert_array_equal(np.asarray(noise(x, seed=7)), np.asarray(noise(x, seed=7)))
+    with pytest.raises(ValueError, match="no level"):
+        _ = noise.level
+    with pytest.raises(ValueError, match="range"):
+        GaussianNoise((0.2, 0.1))
+
+
+def test_blind_gaussian_noise_on_a_tensor_draws_the_level_first_from_the_generator():
+    """The draw the shipped blind nets were trained with: ``lo + (hi - lo) U`` then the noise,
+    both from one ``torch.Generator``."""
+    x = torch.full((8, 8), 0.5)
+    y = GaussianNoise((0.1, 0.3))(x, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    level = 0.1 + 0.2 * float(torch.rand((), generator=g))
+    torch.testing.assert_close(y, add_gaussian_noise(x, level, seed=g))
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_poisson_noise_model_is_stabilised_by_anscombe_and_inverted_back(kind):
+    photons = 100.0
+    noise = PoissonNoise(photons)
+    x = np.full(200_000, 0.3, np.float32)
+    x = torch.from_numpy(x) if kind == "torch" else x
+    y = noise(x, seed=1)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(add_poisson_noise(x, photons, 1)))
+    z = noise.stabilise(y)
+    assert type(z) is type(x) and z.dtype == x.dtype  # the network's input: the input's dtype
+    assert float(np.std(np.asarray(z))) == pytest.approx(noise.level, rel=0.03)
+    assert noise.level == vst_sigma(photons)
+    target = noise.stable_target(x)
+    assert float(np.mean(np.asarray(z))) == pytest.approx(float(np.asarray(target)[0]), abs=1e-3)
+    # a perfect denoiser of the Anscombe domain returns E[z | x]: through() gives back x
+    back = noise.through(lambda z: noise.stable_target(x))(y)
+    np.testing.assert_allclose(np.asarray(back), 0.3, atol=1e-3)
+    assert "quantum noise N0 = 100" in str(noise)
+
+
+def test_poisson_noise_model_keeps_float64_after_the_transform_of_numpy_input():
+    """``stable_target`` and ``unstabilise`` give float64 for numpy input (the precision of the
+    inverse), ``stabilise`` the input's dtype: float32 for the film crops."""
+    noise = PoissonNoise(100)
+    x = np.full((4, 4), 0.3, np.float32)
+    assert noise.stabilise(noise(x, 0)).dtype == np.float32
+    assert noise.stable_target(x).dtype == np.float64
+    assert noise.unstabilise(np.full((4, 4), 0.5, np.float32)).dtype == np.float64
+    with pytest.raises(ValueError, match="photons"):
+        PoissonNoise(0)

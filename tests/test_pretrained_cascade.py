@@ -1,39 +1,37 @@
-"""The shipped weights load in one call and reproduce their recorded validation scores."""
+"""The shipped reconstruction weights load in one call and reproduce their recorded scores."""
 
 import pytest
 from torch import nn
 from torch.utils.data import DataLoader
 
-from dlmi_utils.mri import DeepCascade, UNetRecon, pretrained_cascade, pretrained_unet
-from dlmi_utils.mri.datasets import brain_slices_dataset
-from dlmi_utils.pretrained import WEIGHTS_DIR, lineage, load_meta
-from dlmi_utils.train import evaluate, recon_step
+from dlmi_utils.mri import DeepCascade, UNetRecon
+from dlmi_utils.mri.datasets import brain_slices_dataset, recon_step
+from dlmi_utils.pretrained import WEIGHTS_DIR, load_pretrained, load_record
+from dlmi_utils.train import evaluate
 
 SETS = [("cascade", 4), ("cascade", 8), ("unet", 4), ("unet", 8)]
 
 
 class ZeroFilled(nn.Module):
-    def forward(self, x_u, k0, mask):
-        return x_u
+    def forward(self, y, physics):
+        return physics.A_adjoint(y)
 
 
-def _val_set(meta):
-    data = dict(meta["val_data"])
-    return brain_slices_dataset(data.pop("split"), data.pop("acceleration"),
-                                orientations=tuple(data.pop("orientations")), **data)
-
-
-def _load(kind, accel):
-    return pretrained_cascade(accel) if kind == "cascade" else pretrained_unet(accel)
+def _val_set(record):
+    data = record["data"]
+    return brain_slices_dataset(
+        data["val_split"], data["acceleration"], orientations=tuple(data["orientations"]),
+        center_fraction=data["center_fraction"], mask_kind=data["mask_kind"],
+        noise_sigma=data["noise_sigma"],
+    )
 
 
 @pytest.mark.parametrize(("kind", "accel"), SETS)
 def test_weights_load_in_one_call_in_eval_mode(kind, accel):
-    model = _load(kind, accel)
+    model = load_pretrained(f"{kind}_r{accel}")
     assert isinstance(model, DeepCascade if kind == "cascade" else UNetRecon)
     assert not model.training
-    meta = load_meta(f"{kind}_r{accel}")
-    assert meta["args"]["accel"] == accel and meta["val_data"]["acceleration"] == accel
+    assert load_record(f"{kind}_r{accel}")["data"]["acceleration"] == accel
 
 
 def test_weights_are_small():
@@ -42,28 +40,29 @@ def test_weights_are_small():
     assert 0 < total < 5e6, f"{total / 1e6:.1f} MB of reconstruction weights"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "accel"), SETS)
 def test_recorded_validation_psnr_is_reproduced(kind, accel):
-    meta = load_meta(f"{kind}_r{accel}")
-    val = _val_set(meta)
-    scores = evaluate(_load(kind, accel), DataLoader(val, batch_size=8), recon_step, "cpu")
-    assert scores["n"] == meta["val_slices"]
-    assert scores["psnr"] == pytest.approx(meta["val_psnr"], abs=0.05)
-    assert scores["ssim"] == pytest.approx(meta["val_ssim"], abs=0.005)
+    record = load_record(f"{kind}_r{accel}")
+    scores = evaluate(load_pretrained(f"{kind}_r{accel}"),
+                      DataLoader(_val_set(record), batch_size=8), recon_step, "cpu")
+    assert scores["n"] == record["validation"]["slices"]
+    assert scores["psnr"] == pytest.approx(record["validation"]["psnr"], abs=0.05)
+    assert scores["ssim"] == pytest.approx(record["validation"]["ssim"], abs=0.005)
 
 
+@pytest.mark.slow
 def test_cascade_beats_zero_filling_on_validation():
-    meta = load_meta("cascade_r4")
-    zero_filled = evaluate(ZeroFilled(), DataLoader(_val_set(meta), batch_size=8),
+    record = load_record("cascade_r4")
+    zero_filled = evaluate(ZeroFilled(), DataLoader(_val_set(record), batch_size=8),
                            recon_step, "cpu")
-    assert meta["val_psnr"] > zero_filled["psnr"] + 5
+    assert record["validation"]["psnr"] > zero_filled["psnr"] + 5
 
 
-def test_lineage_follows_the_init_records_back_to_the_run_from_scratch():
-    runs = lineage(load_meta("cascade_r8"))
-    assert runs[0].get("init") is None and runs[-1] == load_meta("cascade_r8")
-    assert runs[-1]["val_data"]["acceleration"] == 8
-    for earlier, later in zip(runs[:-1], runs[1:], strict=True):
-        assert later["init"] == earlier and later["args"]["init"] == earlier["args"]["name"]
-    with pytest.raises(TypeError, match="weights record"):
-        lineage("cascade_r8")
+def test_record_command_remakes_the_chain_from_scratch():
+    """Weights made in stages record every stage: the first starts from scratch."""
+    for name in ("cascade_r4", "cascade_r8", "unet_r4", "unet_r8"):
+        stages = load_record(name)["command"].split(" && ")
+        assert all(s.startswith("python scripts/train_cascade.py") for s in stages)
+        assert "--init" not in stages[0]
+        assert len(load_record(name)["training"]["runs"]) == len(stages)

@@ -10,10 +10,10 @@ from scipy.fft import dct, dctn, idctn
 from scipy.ndimage import gaussian_filter
 
 from dlmi_utils.data import load_mammograms
+from dlmi_utils.denoising.patches import breast_crops
 from dlmi_utils.denoising.wiener import dct_matrix, wiener_refine
 from dlmi_utils.metrics import psnr
 from dlmi_utils.noise import add_gaussian_noise
-from dlmi_utils.patches import breast_crops
 
 
 def _reference(y: np.ndarray, p: np.ndarray, sigma: float, patch: int, stride: int

@@ -1,34 +1,41 @@
 """Denoising: residual CNN denoisers, and the tools to train and apply them to whole images.
 
-- ``models``: DnCNN, the dilated (IRCNN) denoiser, a multi-scale residual U-Net, their
-  receptive field and the shipped weights;
+- ``models``: DnCNN, the dilated (IRCNN) denoiser, a multi-scale residual U-Net, batch-norm
+  folding; shipped weights load with ``dlmi_utils.pretrained.load_pretrained(name)``;
+- ``geometry``: the layers' geometry and the receptive field (how many input pixels one
+  output pixel sees);
+- ``patches``: noisy training pairs, fixed evaluation crops, crops on small details;
 - ``tiling``: a whole film denoised in overlapping tiles;
 - ``wiener``: BM3D's empirical Wiener step guided by any first estimate.
 """
 
-from dlmi_utils.denoising import models, tiling, wiener
+from dlmi_utils.denoising import geometry, models, patches, tiling, wiener
+from dlmi_utils.denoising.geometry import receptive_field
 from dlmi_utils.denoising.models import (
     DilatedDenoiser,
     DnCNN,
     ResUNetDenoiser,
+    count_parameters,
     fold_batch_norm,
-    load_denoiser,
-    pretrained_denoiser,
-    receptive_field,
 )
+from dlmi_utils.denoising.patches import NoisyPatches, breast_crops, salient_crop
 from dlmi_utils.denoising.tiling import predict_tiled
 from dlmi_utils.denoising.wiener import wiener_refine
 
 __all__ = [
     "DilatedDenoiser",
     "DnCNN",
+    "NoisyPatches",
     "ResUNetDenoiser",
+    "breast_crops",
+    "count_parameters",
     "fold_batch_norm",
-    "load_denoiser",
+    "geometry",
     "models",
+    "patches",
     "predict_tiled",
-    "pretrained_denoiser",
     "receptive_field",
+    "salient_crop",
     "tiling",
     "wiener",
     "wiener_refine",

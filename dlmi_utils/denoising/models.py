@@ -1,6 +1,6 @@
-"""CNN denoisers ``x_noisy -> x_hat`` for ``(B, C, H, W)`` real images, and their receptive field.
+"""CNN denoisers ``x_noisy -> x_hat`` for ``(B, C, H, W)`` real images.
 
-Both learn the *residual* (Zhang et al. 2017): the last convolution predicts the noise
+All three learn the *residual* (Zhang et al. 2017): the last convolution predicts the noise
 ``v = y - x`` and the network returns ``x_hat = y - R(y)``. The noise is a simpler function
 of ``y`` than the clean image, and at initialisation ``x_hat`` is already ``y``.
 
@@ -9,19 +9,13 @@ of ``y`` than the clean image, and at initialisation ``x_hat`` is already ``y``.
   With depth 17 its receptive field is 35 x 35 pixels.
 - :class:`DilatedDenoiser` (the denoiser prior of IRCNN, Zhang et al., CVPR 2017): seven 3x3
   convolutions with dilations ``1, 2, 3, 4, 3, 2, 1``: the receptive field of a 17-layer
-  plain net (33 x 33) with 7 layers, no pooling and the parameters of a 7-layer plain net.
+  plain net (33 x 33) with 7 layers, no pooling and the parameters of a 7-layer plain net;
+  ``unshuffle=2`` runs it on the 2 x 2 pixel-unshuffled image (FFDNet).
+- :class:`ResUNetDenoiser` (DRUNet, Zhang et al., IEEE TPAMI 2022): a U-Net of residual
+  blocks, whose receptive field grows with its levels.
 
-Receptive field of a chain of convolutions (kernel ``k_l``, dilation ``d_l``, stride ``s_l``):
-
-    r = 1 + sum_l (k_l - 1) d_l prod_{m < l} s_m
-
-so every 3x3 layer adds ``2 d`` pixels: ``1 + 2 * 17 = 35`` for DnCNN-17 and
-``1 + 2 * (1+2+3+4+3+2+1) = 33`` for the dilated net (:func:`receptive_field`).
-
-Quantum (Poisson) noise has a variance proportional to the signal; the Anscombe transform
-(:func:`dlmi_utils.noise.anscombe`) makes it nearly Gaussian of constant variance, so a
-denoiser trained for Gaussian noise of std :func:`~dlmi_utils.noise.vst_sigma` applies,
-followed by :func:`~dlmi_utils.noise.inverse_anscombe`.
+:func:`fold_batch_norm` merges the batch norms into the convolutions for inference; the
+receptive field is computed by :mod:`dlmi_utils.denoising.geometry`.
 """
 
 from __future__ import annotations
@@ -30,28 +24,11 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from dlmi_utils.pretrained import available, load_meta, load_pretrained
-
 IRCNN_DILATIONS = (1, 2, 3, 4, 3, 2, 1)
-
-# Weights that :func:`pretrained_name` returns for a level ahead of ``{kind}_s{sigma}``: the
-# FFDNet layout (the film 2x2 pixel-unshuffled, 64 features, receptive field 66 px), trained
-# with film-edge lines and a tenth of the patches anywhere on the film (the black film around
-# the breast included); on the held-out crops they beat ``dilated_s15`` / ``dilated_s25``
-# (32 features, 33 px) by 0.31 / 0.39 dB (benchmarks/README.md). Those stay shipped, by name.
-# ``(kind, "blind")``: the blind net, for ``sigma="blind"`` and any level without a net of its
-# own. ``dncnn_blindB`` is ``dncnn_blind`` (400 steps) trained on for 6000 more, with the edge
-# and anywhere patches of the dilated nets.
-PREFERRED_WEIGHTS: dict[tuple[str, float | str], str] = {
-    ("dilated", 15.0): "dilated2x_s15B",
-    ("dilated", 25.0): "dilated2x_s25B",
-    ("dncnn", "blind"): "dncnn_blindB",
-}
 
 
 def dilated_block(in_channels: int, out_channels: int, dilation: int = 1,
@@ -287,83 +264,6 @@ class ResUNetDenoiser(_ResidualDenoiser):
         return self.depth_to_space(self.tail(x))[..., :h, :w]
 
 
-def _pair(v: int | tuple[int, ...]) -> int:
-    """The vertical entry of a kernel size / dilation / stride (square kernels assumed)."""
-    return int(v[0]) if isinstance(v, tuple) else int(v)
-
-
-_WINDOW_LAYERS = (nn.PixelUnshuffle, nn.PixelShuffle, nn.Conv2d, nn.ConvTranspose2d,
-                  nn.MaxPool2d, nn.AvgPool2d)
-
-
-def layer_geometry(m: nn.Module) -> tuple[int, int, int, int]:
-    """``(kernel, dilation, stride, padding)`` of a layer along the rows (square assumed); a
-    pixel (un)shuffle by ``s`` is a kernel ``s`` of stride ``s``."""
-    if isinstance(m, nn.PixelUnshuffle):
-        return int(m.downscale_factor), 1, int(m.downscale_factor), 0
-    if isinstance(m, nn.PixelShuffle):
-        return int(m.upscale_factor), 1, int(m.upscale_factor), 0
-    k, s = _pair(m.kernel_size), _pair(m.stride if m.stride is not None else m.kernel_size)
-    d = _pair(getattr(m, "dilation", 1))
-    pad = m.padding
-    if isinstance(pad, str):  # "same" / "valid"
-        pad = (k - 1) * d // 2 if pad == "same" else 0
-    return k, d, s, _pair(pad)
-
-
-def _widest_window(layers: list[nn.Module], n: int) -> int:
-    """The widest span of the ``n`` input rows that one output row depends on, following
-    each row's interval ``[lo, hi]`` of input rows through ``layers`` (zero padding depends on
-    nothing)."""
-    empty = np.iinfo(np.int64).max
-    lo, hi = np.arange(n), np.arange(n)
-    for m in layers:
-        k, d, s, pad = layer_geometry(m)
-        length = lo.size
-        if isinstance(m, (nn.ConvTranspose2d, nn.PixelShuffle)):
-            out = (length - 1) * s - 2 * pad + d * (k - 1) + 1
-            if isinstance(m, nn.ConvTranspose2d):
-                out += _pair(m.output_padding)
-            # output u takes input i through tap t where u + pad = i s + t d
-            num = np.arange(out)[:, None] + pad - np.arange(k)[None, :] * d
-            idx = num // s
-            valid = (num % s == 0) & (idx >= 0) & (idx < length)
-        else:
-            out = (length + 2 * pad - d * (k - 1) - 1) // s + 1
-            idx = np.arange(out)[:, None] * s - pad + np.arange(k)[None, :] * d
-            valid = (idx >= 0) & (idx < length)
-        idx = np.clip(idx, 0, length - 1)
-        lo = np.where(valid, lo[idx], empty).min(axis=1)
-        hi = np.where(valid, hi[idx], -empty).max(axis=1)
-    seen = lo != empty
-    return int((hi[seen] - lo[seen]).max()) + 1
-
-
-def receptive_field(model: nn.Module) -> int:
-    """Side (pixels) of the receptive field of a chain of conv / pooling / pixel-shuffle
-    layers: the most input pixels, along a row, that one output pixel depends on.
-
-    Walks ``model.modules()`` in definition order, which is the order of the computation for
-    the sequential networks of this module, and for :class:`ResUNetDenoiser` the order along
-    its deepest path (its skips and residual branches see less; not so for a U-Net in
-    general). For stride-1 layers this is ``r = 1 + sum_l (k_l - 1) d_l``, and with strides
-    ``r = 1 + sum_l (k_l - 1) d_l j_l`` (``j_l`` the product of the strides before layer
-    ``l``). After an upsampling (a transposed convolution) neighbouring pixels no longer see
-    evenly shifted windows, so the span is found exactly, by following the interval of input
-    rows of every output row of a long enough image through the layers.
-    """
-    layers = [m for m in model.modules() if isinstance(m, _WINDOW_LAYERS)]
-    if not any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d))
-               for m in layers):
-        raise ValueError(f"{type(model).__name__} has no Conv2d or pooling layer")
-    n = 256
-    while True:  # an image 4 x the field: rows untouched by the borders set the maximum
-        r = _widest_window(layers, n)
-        if 4 * r <= n:
-            return r
-        n *= 4
-
-
 def fold_batch_norm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for inference: each ``Conv2d`` followed by a ``BatchNorm2d`` becomes
     one ``Conv2d`` with a bias, and the weights are stored channels-last.
@@ -386,107 +286,6 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     return folded.to(memory_format=torch.channels_last).requires_grad_(False)
 
 
-def matched_layers(dilations: Sequence[int], deeper: Sequence[int]) -> list[int]:
-    """Where each layer of a net with ``dilations`` goes in one with ``deeper`` (indices into
-    ``deeper``, the leftmost match of each in order); a ``ValueError`` when ``deeper`` does not
-    contain them all in order, with the same first and last."""
-    old, new = [int(d) for d in dilations], [int(d) for d in deeper]
-    match, j = [], 0
-    for d in old:
-        while j < len(new) and new[j] != d:
-            j += 1
-        match.append(j)
-        j += 1
-    if match[0] != 0 or match[-1] != len(new) - 1:
-        raise ValueError(f"dilations {new} must contain the model's {old} in order, with the "
-                         "same first and last (e.g. (1, 2, 3, 4, 5, 4, 3, 2, 1))")
-    return match
-
-
-@torch.no_grad()
-def deepen(model: DilatedDenoiser, dilations: Sequence[int], calibration: torch.Tensor
-           ) -> DilatedDenoiser:
-    """A deeper copy of a trained ``model`` that computes the same function (Net2DeeperNet,
-    Chen et al. 2016): more layers to train on, without starting over.
-
-    ``dilations`` must contain the model's own, in order, its first and last included
-    (:func:`matched_layers`). Each layer of ``model`` is copied to its match; each new
-    ``Conv + BN + ReLU`` layer starts as the identity: the kernel's centre tap passes channel
-    ``c`` to channel ``c``, and the batch norm undoes its own normalisation
-    (``gamma = sqrt(var + eps)``, ``beta = mean``, running statistics ``mean``, ``var``: those
-    of its input on ``calibration``, noisy images ``(B, C, H, W)``). Its input is a ReLU's
-    output, so the ReLU after it changes nothing. In eval mode the outputs equal the model's
-    (to float rounding); in training mode, to the difference between the batch's statistics
-    and the calibration's.
-    """
-    if not isinstance(model, DilatedDenoiser):
-        raise TypeError(f"deepen takes a DilatedDenoiser, got {type(model).__name__}")
-    new = [int(d) for d in dilations]
-    if not model.config["batch_norm"]:
-        raise ValueError("deepen needs a net with batch norm (its new layers use it)")
-    match = matched_layers(model.config["dilations"], new)
-    deeper = DilatedDenoiser(**{**model.config, "dilations": new}).to(calibration.device)
-    for o, n in enumerate(match):
-        deeper.body[n].load_state_dict(model.body[o].state_dict())
-    deeper.eval()
-    s = deeper.config["unshuffle"]
-    z = deeper.space_to_depth(calibration) if s > 1 else calibration
-    for n, block in enumerate(deeper.body):
-        if n not in match:
-            conv, bn = block[0], block[1]
-            conv.weight.zero_()
-            conv.weight[:, :, 1, 1] = torch.eye(conv.out_channels, conv.in_channels,
-                                                dtype=conv.weight.dtype, device=conv.weight.device)
-            mean, var = z.mean(dim=(0, 2, 3)), z.var(dim=(0, 2, 3), unbiased=False)
-            bn.running_mean.copy_(mean)
-            bn.running_var.copy_(var)
-            bn.weight.copy_(torch.sqrt(var + bn.eps))
-            bn.bias.copy_(mean)
-        z = block(z)
-    return deeper.train(model.training)
-
-
-@torch.no_grad()
-def widen(model: DilatedDenoiser, features: int, seed: int = 0) -> DilatedDenoiser:
-    """A wider copy of a trained ``model`` (``features`` channels per hidden layer) that
-    computes the same function: more channels to train on, without starting over.
-
-    The model's channels keep their weights and batch norms. Each new channel gets a He
-    initialised kernel over all the inputs of its layer (drawn from ``seed``, layer by layer),
-    and the kernel weights *from* new channels to the model's channels, and to the output,
-    start at zero: the old outputs do not see them yet, in eval and in training mode, but the
-    gradients into those zeros do not vanish (the new channels are active), so training brings
-    them in. Net2WiderNet (Chen et al. 2016) splits copies of units instead; zeros keep the
-    function exactly, batch norm included.
-    """
-    if not isinstance(model, DilatedDenoiser):
-        raise TypeError(f"widen takes a DilatedDenoiser, got {type(model).__name__}")
-    old = int(model.config["features"])
-    if int(features) != features or features < old:
-        raise ValueError(f"features must be an integer >= the model's {old}, got {features}")
-    wider = DilatedDenoiser(**{**model.config, "features": int(features)})
-    wider = wider.to(next(model.parameters()).device)
-    gen = torch.Generator().manual_seed(seed)
-    for blk, src_blk in zip(wider.body, model.body, strict=True):
-        # conv [, BN], ReLU blocks, and the last conv alone
-        conv, src = (blk[0], src_blk[0]) if isinstance(blk, nn.Sequential) else (blk, src_blk)
-        o, i = src.weight.shape[:2]
-        fan_in = conv.weight.shape[1] * 9
-        w = torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5
-        w[:o, i:] = 0.0  # the old channels, and the output, do not see the new ones yet
-        w[:o, :i] = src.weight.cpu()
-        conv.weight.copy_(w)
-        if conv.bias is not None:
-            conv.bias.zero_()
-            conv.bias[:o] = src.bias
-        if isinstance(blk, nn.Sequential) and isinstance(blk[1], nn.BatchNorm2d):
-            bn, src_bn = blk[1], src_blk[1]
-            for name in ("weight", "bias", "running_mean", "running_var"):
-                getattr(bn, name)[:o] = getattr(src_bn, name)
-            bn.num_batches_tracked.copy_(src_bn.num_batches_tracked)
-    return wider.train(model.training)
-
-
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -501,59 +300,3 @@ def build_denoiser(kind: str, **kwargs: Any) -> nn.Module:
     if kind not in DENOISER_KINDS:
         raise ValueError(f"kind must be one of {tuple(DENOISER_KINDS)}, got {kind!r}")
     return DENOISER_KINDS[kind](**kwargs)
-
-
-def pretrained_name(kind: str, sigma: float | str) -> str:
-    """The shipped weights for ``kind`` at the 8-bit noise level ``sigma``.
-
-    The level's entry of :data:`PREFERRED_WEIGHTS`, else ``{kind}_s{sigma}`` (trained for
-    that level) when either exists, else the blind net (trained on a range of levels:
-    the ``(kind, "blind")`` entry, else ``{kind}_blind``) when ``sigma`` lies in its range;
-    ``sigma="blind"`` asks for the latter.
-    """
-    if kind not in DENOISER_KINDS:
-        raise ValueError(f"kind must be one of {tuple(DENOISER_KINDS)}, got {kind!r}")
-    names = available()
-    if sigma != "blind":
-        preferred = PREFERRED_WEIGHTS.get((kind, float(sigma)))
-        for specific in (preferred, f"{kind}_s{float(sigma):g}"):
-            if specific in names:
-                return specific
-    blind = PREFERRED_WEIGHTS.get((kind, "blind"))
-    if blind not in names:
-        blind = f"{kind}_blind"
-    if blind in names:
-        lo, hi = load_meta(blind)["sigma_range_8bit"]
-        if sigma == "blind" or lo <= float(sigma) <= hi:
-            return blind
-    shipped = [n for n in names if n.startswith(f"{kind}_")]
-    raise FileNotFoundError(
-        f"no shipped {kind} denoiser for sigma={sigma}; available: {shipped}. Train one with "
-        f"scripts/train_denoisers.py --kind {kind} --sigma {sigma}"
-    )
-
-
-def pretrained_denoiser(kind: str = "dilated", sigma: float | str = 25,
-                        device: torch.device | str = "cpu") -> nn.Module:
-    """A shipped denoiser of mammograms in eval mode: ``kind`` ``"dilated"``, ``"dncnn"`` or
-    ``"resunet"`` (sigma 15 and 25 only) for the 8-bit Gaussian noise level ``sigma``
-    (:func:`pretrained_name` picks the weights).
-
-    Made by ``scripts/train_denoisers.py`` on the training case only;
-    ``dlmi_utils.pretrained.load_meta(model.weights_name)`` tells how, on what data (pixel
-    size included) and its validation PSNR.
-    """
-    return load_denoiser(pretrained_name(kind, sigma), device)
-
-
-def load_denoiser(name: str, device: torch.device | str = "cpu") -> nn.Module:
-    """The shipped denoiser weights ``name`` (``dlmi_utils.pretrained.available()``), in eval
-    mode, built as their ``.json`` records; ``model.weights_name`` is ``name``."""
-    meta = load_meta(name)
-    if meta.get("kind") not in DENOISER_KINDS:
-        raise ValueError(f"{name!r} are not denoiser weights (kind {meta.get('kind')!r}); "
-                         f"the denoisers are the {tuple(DENOISER_KINDS)} weights")
-    model = build_denoiser(meta["kind"], **meta["model_kwargs"])
-    model = load_pretrained(name, model, device)[0]
-    model.weights_name = name
-    return model

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dlmi_utils.denoising.models import layer_geometry, receptive_field
+from dlmi_utils.denoising.geometry import layer_geometry, receptive_field
 
 BLENDS = ("crop", "linear")
 

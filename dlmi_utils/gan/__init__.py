@@ -1,6 +1,6 @@
 """GAN synthesis: DCGAN models, the losses of the GAN game, training, data and evaluation.
 
-- ``models``: the DCGAN generator and discriminator, latent vectors, EMA, shipped generators;
+- ``models``: the DCGAN generator and discriminator, latent vectors, EMA;
 - ``losses``: minimax, non-saturating and Wasserstein losses, the gradient penalty;
 - ``training``: one step of each player and the training loop;
 - ``data``: brain slices and mammogram patches scaled to ``[-1, 1]``;
@@ -8,7 +8,7 @@
 """
 
 from dlmi_utils.gan import data, evaluation, losses, models, training
-from dlmi_utils.gan.models import Discriminator, Generator, pretrained_generator
+from dlmi_utils.gan.models import Discriminator, Generator
 
 __all__ = [
     "Discriminator",
@@ -17,6 +17,5 @@ __all__ = [
     "evaluation",
     "losses",
     "models",
-    "pretrained_generator",
     "training",
 ]

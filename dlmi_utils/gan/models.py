@@ -1,5 +1,5 @@
-"""DCGAN generator and discriminator for grayscale images (Radford et al. 2016), an
-exponential moving average of the generator's weights, and the shipped pretrained generators.
+"""DCGAN generator and discriminator for grayscale images (Radford et al. 2016), and an
+exponential moving average of the generator's weights.
 
 The generator maps a latent code ``z ~ N(0, I)`` of size ``nz`` to an image in ``[-1, 1]``:
 a ``4x4`` transposed convolution to a ``4x4`` map of ``ngf * 2^(L-1)`` channels, then ``L - 1``
@@ -12,6 +12,9 @@ one real number per image: a logit for the non-saturating loss, a critic score f
 Its normalisation is ``"batch"`` (DCGAN), ``"layer"`` or ``"none"`` (WGAN-GP needs a
 per-sample critic: batch statistics would couple the samples of its gradient penalty), and
 ``spectral_norm=True`` wraps each convolution in spectral normalisation (Miyato et al. 2018).
+
+The shipped generators load with ``dlmi_utils.pretrained.load_pretrained("gan_brain")`` (or
+``"gan_mammo"``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import math
 
 import torch
 from torch import nn
-
-from dlmi_utils.pretrained import load_meta, load_pretrained
 
 SIZES = (32, 64, 128)
 NORMS = ("batch", "layer", "none")
@@ -73,6 +74,7 @@ class Generator(nn.Module):
         super().__init__()
         levels = _levels(size)
         self.nz, self.ngf, self.size = nz, ngf, size
+        self.config = dict(nz=nz, ngf=ngf, size=size)
         chans = [ngf * 2 ** (levels - 1 - i) for i in range(levels)]  # e.g. 256, 128, 64, 32
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(nz, chans[0], 4, 1, 0, bias=False),
@@ -163,18 +165,3 @@ class EMA:
             p_ema.lerp_(p.detach(), 1.0 - self.decay)
         for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
             b_ema.copy_(b)
-
-
-PRETRAINED = ("brain", "mammo")
-
-
-def pretrained_generator(name: str = "brain", device: torch.device | str = "cpu"):
-    """The shipped generator for ``"brain"`` slices or ``"mammo"`` patches, in eval mode.
-
-    Returns ``(generator, meta)``; ``meta`` records how it was trained (``scripts/train_gan.py``)
-    and the SWD it reached on held-out real images.
-    """
-    if name not in PRETRAINED:
-        raise ValueError(f"no pretrained generator {name!r}; choose one of {PRETRAINED}")
-    meta = load_meta(f"gan_{name}")
-    return load_pretrained(f"gan_{name}", Generator(**meta["model_args"]), device)
