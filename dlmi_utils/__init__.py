@@ -5,7 +5,7 @@ Base modules (each one idea; they import nothing from the domains)::
     fourier     centred orthonormal FFTs (numpy and torch)
     metrics     MSE, PSNR, SSIM, SNR, EPI, CoC; Dice, Hausdorff, ASD
     losses      torch training losses
-    noise       Gaussian, Rician, Poisson noise; the Anscombe transform
+    noise       Gaussian, Rician, complex k-space and Poisson noise; the Anscombe transform
     viz         image grids, k-space, error maps, masks, curves
     device      device choice and seeding
     train       a small trainer
@@ -16,7 +16,7 @@ Base modules (each one idea; they import nothing from the domains)::
 Domains (each imports the base, never another domain)::
 
     mri/        physics (MRIForward), sampling, cs, dc, cascade, unet, datasets, explorer
-    denoising/  models (DnCNN, dilated, residual U-Net), tiling, wiener
+    denoising/  models (DnCNN, dilated, residual U-Net), geometry, patches, tiling, wiener
     gan/        models, losses, training, data, evaluation
 
 Course tooling (imports base and domains)::

@@ -253,6 +253,7 @@ def test_grading_cell_uses_strict_checks_and_the_grader_seed():
 
 
 # ------------------------------------------------------------------- a folder of submissions
+@pytest.mark.notebooks
 def test_every_submission_gets_a_row_per_exercise(graded):
     students = {"solution", "untouched", "corrupted", *PATHOLOGICAL}
     assert {s for s, _ in graded["rows"]} == students
@@ -262,6 +263,7 @@ def test_every_submission_gets_a_row_per_exercise(graded):
     assert list(graded["rows"].values())[0].keys() == set(COLUMNS)
 
 
+@pytest.mark.notebooks
 def test_solution_gets_full_marks_and_untouched_lab_zero(graded):
     assert _points(graded, "solution") == {"double": 1, "normalize": 2}
     assert _points(graded, "untouched") == {"double": 0, "normalize": 0}
@@ -269,35 +271,41 @@ def test_solution_gets_full_marks_and_untouched_lab_zero(graded):
         assert "not implemented yet" in graded["rows"][("untouched", ex)]["feedback"]
 
 
+@pytest.mark.notebooks
 def test_infinite_loop_is_stopped_and_the_rest_graded(graded):
     assert _points(graded, "infinite_loop") == {"double": 1, "normalize": 2}
     assert "did not finish within the time limit per cell (3 s)" in _feedback_file(
         graded, "infinite_loop")
 
 
+@pytest.mark.notebooks
 def test_kernel_that_ignores_interrupts_is_replaced(graded):
     assert _points(graded, "ignores_interrupts") == {"double": 1, "normalize": 2}
     text = _feedback_file(graded, "ignores_interrupts")
     assert "did not answer after the interrupt" in text and "fresh kernel" in text
 
 
+@pytest.mark.notebooks
 def test_function_that_hangs_on_the_grader_cases_gets_zero(graded):
     assert _points(graded, "slow_function") == {"double": 0, "normalize": 2}
     assert "did not finish within 3 s" in graded["rows"][("slow_function", "double")]["feedback"]
 
 
+@pytest.mark.notebooks
 def test_dead_kernel_is_graded_again_without_the_fatal_cell(graded):
     assert _points(graded, "kernel_dies") == {"double": 1, "normalize": 2}
     text = _feedback_file(graded, "kernel_dies")
     assert "cell 7 (`import os`) the kernel died while running this cell" in text
 
 
+@pytest.mark.notebooks
 def test_kernel_dying_in_a_check_costs_that_exercise_only(graded):
     assert _points(graded, "dies_in_check") == {"double": 0, "normalize": 2}
     assert "kernel died while the grader ran `double`" in graded["rows"][
         ("dies_in_check", "double")]["feedback"]
 
 
+@pytest.mark.notebooks
 def test_syntax_error_names_the_cell_and_line(graded):
     assert _points(graded, "syntax_error") == {"double": 0, "normalize": 2}
     feedback = graded["rows"][("syntax_error", "double")]["feedback"]
@@ -305,18 +313,21 @@ def test_syntax_error_names_the_cell_and_line(graded):
     assert "line 1 of the cell" in feedback
 
 
+@pytest.mark.notebooks
 def test_renamed_function_is_pointed_out(graded):
     assert _points(graded, "renamed") == {"double": 0, "normalize": 2}
     assert "did you rename it? your notebook defines doubled" in graded["rows"][
         ("renamed", "double")]["feedback"]
 
 
+@pytest.mark.notebooks
 def test_answer_hard_coded_for_the_self_check_fails_the_strict_check(graded):
     assert _points(graded, "hardcoded") == {"double": 0, "normalize": 2}
     assert "0/2 of the grader's checks passed" in graded["rows"][("hardcoded", "double")][
         "feedback"]
 
 
+@pytest.mark.notebooks
 def test_megabytes_of_output_are_counted_not_kept(graded):
     assert _points(graded, "chatty") == {"double": 1, "normalize": 2}
     assert "printed 3.0 MB of text" in _feedback_file(graded, "chatty")
@@ -324,12 +335,14 @@ def test_megabytes_of_output_are_counted_not_kept(graded):
     assert all(len(r["feedback"]) <= 500 for r in graded["rows"].values())
 
 
+@pytest.mark.notebooks
 def test_total_time_limit_stops_the_notebook(graded):
     assert _points(graded, "too_slow_overall") == {"double": 1, "normalize": 2}
     text = _feedback_file(graded, "too_slow_overall")
     assert "the total time limit (6 s)" in text or "used up the total time limit" in text
 
 
+@pytest.mark.notebooks
 def test_corrupted_file_and_wrong_lab_get_zero_with_the_reason(graded):
     assert _points(graded, "corrupted") == {"double": 0, "normalize": 0}
     assert "not a valid notebook" in graded["rows"][("corrupted", "double")]["feedback"]
@@ -337,11 +350,13 @@ def test_corrupted_file_and_wrong_lab_get_zero_with_the_reason(graded):
     assert "is Lab 03" in graded["rows"][("wrong_lab", "normalize")]["feedback"]
 
 
+@pytest.mark.notebooks
 def test_summary_lists_each_exercise(graded):
     assert "double" in graded["log"] and "full marks" in graded["log"]
 
 
 # ------------------------------------------------------------------- the command, resuming
+@pytest.mark.notebooks
 def test_command_resumes_and_drops_a_half_written_student(tmp_path, fixture_env, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -368,6 +383,7 @@ def test_command_resumes_and_drops_a_half_written_student(tmp_path, fixture_env,
     assert "preflight" not in capsys.readouterr().out
 
 
+@pytest.mark.notebooks
 def test_ctrl_c_stops_the_run_and_the_next_run_goes_on(tmp_path, spec):
     """Ctrl-C in the middle of a student: the students before are kept, that one is not."""
     folder = tmp_path / "in"
@@ -429,6 +445,7 @@ def test_every_lab_exercise_has_a_strict_check(solution):
         assert "strict" in params and "seed" in params, f"{e.check} takes strict= and seed="
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_real_lab_solution_gets_full_marks_and_untouched_lab_zero(solution, tmp_path):
     spec = LabSpec.from_solution(solution)

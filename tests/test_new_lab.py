@@ -91,6 +91,7 @@ def test_new_command_writes_the_lab_and_says_what_next(solutions, capsys):
         main(["new", "07", "again", "--title", "x", "--solutions", str(solutions)])
 
 
+@pytest.mark.notebooks
 def test_new_lab_is_graded_full_for_its_solution_and_zero_untouched(solutions, tmp_path):
     path = new_lab(solutions, "08", "example", "Example")
     spec = LabSpec.from_solution(path)

@@ -101,6 +101,7 @@ def test_every_exercise_has_a_check_with_points(solution):
         )
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_student_lab_exercises_report_not_implemented(solution):
     """Run only the setup cells and each exercise with its check, in a fresh kernel.

@@ -34,12 +34,19 @@ def test_labs_table_lists_only_existing_labs_in_order():
 
 def test_module_table_names_modules_that_exist():
     section = README.split("## The helper package `dlmi_utils`", 1)[1].split("\n## ", 1)[0]
-    names = re.findall(r"`(\w+)`", "\n".join(
+    names = re.findall(r"`(\w+)/?`", "\n".join(
         line.split("|")[1] for line in section.splitlines() if line.startswith("| `")))
     assert len(names) > 10
     for name in names:
         module = ROOT / "dlmi_utils" / name
         assert module.with_suffix(".py").exists() or (module / "__init__.py").exists(), name
+
+
+def test_module_table_names_every_domain_subpackage():
+    section = README.split("## The helper package `dlmi_utils`", 1)[1].split("\n## ", 1)[0]
+    packages = {p.parent.name for p in (ROOT / "dlmi_utils").glob("*/__init__.py")}
+    for package in packages:
+        assert f"`{package}/`" in section, f"dlmi_utils/{package}/ is not in the README's table"
 
 
 def test_quickstart_has_one_command_to_open_the_labs_and_one_to_test():
