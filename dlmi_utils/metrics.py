@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from scipy import ndimage
+from skimage.metrics import structural_similarity
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -175,8 +176,6 @@ def ssim(
     The mean runs over the pixels whose window lies inside the image (scikit-image's crop),
     intersected with ``mask`` if given.
     """
-    from skimage.metrics import structural_similarity
-
     ref, x = _image_pair(ref, x, "ssim")
     if ref.ndim not in (2, 3):
         raise ValueError(

@@ -3,8 +3,8 @@
 Data: the brain slices of :func:`dlmi_utils.data.load_brain_slices` (training split, all
 three orientations by default), made complex with a smooth random phase and undersampled
 with a 1D random Cartesian mask (centre fraction 0.08); masks, phases and flips change every
-epoch. Validation on the ``val`` split with fixed masks (seed ``recon_data.VAL_SEED``); the
-``test`` split is left for ``benchmarks/recon.py``.
+epoch. Validation on the ``val`` split with fixed masks (seed
+``dlmi_utils.mri.datasets.VAL_SEED``); the ``test`` split is left for ``benchmarks/recon.py``.
 
 The weights go to ``dlmi_utils/weights/NAME.pt`` with the record ``NAME.json``
 (:mod:`dlmi_utils.pretrained`): the model, the command, the data and the validation PSNR/SSIM

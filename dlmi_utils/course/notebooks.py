@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+from nbclient import NotebookClient
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -127,8 +128,6 @@ def generate_labs(solutions_dir: Path, labs_dir: Path, check: bool = False) -> l
 
 def execute_notebook(path: Path, timeout: int = 900, kernel_name: str = "python3") -> None:
     """Run a notebook top to bottom in a fresh kernel, in its own folder, and save it in place."""
-    from nbclient import NotebookClient
-
     nb = nbformat.read(path, as_version=NB_VERSION)
     client = NotebookClient(
         nb,

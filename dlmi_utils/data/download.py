@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pooch
+
 ENV_DATA_DIR = "DLMI_DATA_DIR"
 
 
@@ -52,8 +54,6 @@ def data_dir() -> Path:
     env = os.environ.get(ENV_DATA_DIR)
     if env:
         return Path(env).expanduser()
-    import pooch
-
     return Path(pooch.os_cache("dlmi-labs"))
 
 
@@ -69,8 +69,6 @@ def fetch(name: str, progressbar: bool = False) -> Path:
     For an archive, the folder it was unpacked into; otherwise the file. Raises
     :class:`DownloadError` with what to do by hand when the download fails.
     """
-    import pooch
-
     entry = _entry(name)
     folder = data_dir()
     if entry.extract_to is not None and (folder / entry.extract_to).is_dir():

@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
+
+from dlmi_utils.data.download import data_dir
 
 ISMRMRD_NS = "{http://www.ismrm.org/ISMRMRD}"
 
@@ -82,8 +85,6 @@ def header_matrix_sizes(header: str) -> dict[str, tuple[int, int, int]]:
 
 
 def _open(path: str | Path):
-    import h5py
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -147,8 +148,6 @@ def read_fastmri_slice(path: str | Path, slice_index: int) -> FastMRISlice:
 
 def fastmri_files(folder: str | Path | None = None) -> list[Path]:
     """The ``.h5`` files under ``folder`` (default ``$DLMI_DATA_DIR/fastmri``), sorted."""
-    from dlmi_utils.data.download import data_dir
-
     folder = Path(folder) if folder is not None else data_dir() / "fastmri"
     if not folder.is_dir():
         raise FileNotFoundError(

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from dlmi_utils.data.download import data_dir, fetch
 
 MIAS_SIZE = 1024
 MIAS_PIXEL_SIZE_MM = 0.2
@@ -125,8 +128,6 @@ def parse_mias_info(path: str | Path) -> dict[str, MiasRecord]:
 
 def read_pgm(path: str | Path) -> np.ndarray:
     """A binary (``P5``) or ASCII (``P2``) PGM file -> ``(H, W)`` uint8/uint16 array."""
-    from PIL import Image
-
     path = Path(path)
     with open(path, "rb") as f:
         magic = f.read(2)
@@ -149,8 +150,6 @@ def _find_root(root: Path) -> Path:
 def mini_mias_dir(root: str | Path | None = None, download: bool = True) -> Path:
     """The folder holding ``Info.txt`` and ``mdbNNN.pgm``: ``root``, else the data folder
     (``$DLMI_DATA_DIR/mini-mias``), downloading the archive there when allowed."""
-    from dlmi_utils.data.download import data_dir, fetch
-
     if root is not None:
         return _find_root(Path(root))
     local = data_dir() / "mini-mias"

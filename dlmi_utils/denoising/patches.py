@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch.utils.data import Dataset
 
 from dlmi_utils.noise import NoiseModel
@@ -95,8 +96,6 @@ def salience_map(image: np.ndarray, kind: str = "spots", radius: float = 3.0) ->
 
     A search aid, not a detector: the films carry no annotation of where the lesions are.
     """
-    from scipy import ndimage
-
     x = np.asarray(image, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"salience_map expects an image (H, W), got shape {x.shape}")
@@ -118,8 +117,6 @@ def salient_crop(image: np.ndarray, mask: np.ndarray, size: int, kind: str = "sp
     (``"spots"``) or margin (``"edges"``). Candidates lie at least ``margin`` pixels (default
     ``4 radius``) inside the mask and from the film's edges, where the skin line, the chest
     wall and scanner borders would win. Deterministic."""
-    from scipy import ndimage
-
     m = np.asarray(mask, dtype=bool)
     if m.shape != np.shape(image):
         raise ValueError(f"mask has shape {m.shape}, the image {np.shape(image)}")

@@ -30,7 +30,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pywt
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from dlmi_utils.metrics import psnr as _psnr
@@ -175,8 +177,6 @@ class OrthoWavelet:
     """
 
     def __init__(self, shape: tuple[int, int], wavelet: str = "db4", levels: int = 4):
-        import pywt
-
         h, w = shape
         if h % 2 or w % 2:
             raise ValueError(
@@ -597,8 +597,6 @@ def dictionary_learning_recon(
     ``sum ||R_ij x - D alpha_ij||^2`` of the iteration. A few seconds for a 256 x 256 image on
     2 CPU cores with the defaults.
     """
-    from threadpoolctl import threadpool_limits
-
     # Many small matrix products: BLAS threads cost more than they give (10x on 2 busy cores).
     with threadpool_limits(limits=1, user_api="blas"):
         return _dictionary_learning(

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 from matplotlib.figure import Figure
 
 from dlmi_utils import metrics
@@ -166,14 +168,10 @@ def undersampling_explorer(
     figure of :func:`show_undersampling`. Display it in a notebook; an impossible setting (a
     centre larger than ``1 / R``) prints why instead of a figure. The sliders update on
     release (Poisson-disc masks take a second or two to draw)."""
-    import ipywidgets as widgets
-
     _complex_image(image)
     unknown = [k for k in kinds if k not in MASK_KINDS]
     if unknown or not kinds:
         raise ValueError(f"kinds must be some of {MASK_KINDS}, got {kinds!r}")
-
-    from IPython.display import display
 
     def update(kind: str, acceleration: float, center_fraction: float) -> None:
         try:
