@@ -38,16 +38,22 @@ DataRange = float | torch.Tensor
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_pair(x: torch.Tensor, target: torch.Tensor, name: str) -> None:
+def _check_pair(x: torch.Tensor, target: torch.Tensor, name: str, pixelwise: bool = False) -> None:
+    """Two tensors of one shape: real ``(B, C, H, W)`` images, or for a ``pixelwise`` loss any
+    batch ``(B, ...)``, real or complex."""
     for t, what in ((x, "x"), (target, "target")):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: {what} must be a torch tensor, got {type(t).__name__}")
-        if t.is_complex() or not t.is_floating_point():
+        if pixelwise and not (t.is_floating_point() or t.is_complex()):
+            raise TypeError(f"{name}: {what} must be a float or complex tensor, got {t.dtype}")
+        if not pixelwise and (t.is_complex() or not t.is_floating_point()):
             raise TypeError(
                 f"{name}: {what} must be a real float tensor, got {t.dtype}; for a complex image "
                 "use its magnitude (x.abs()) or its real/imaginary channels"
             )
-    if x.ndim != 4:
+    if pixelwise and x.ndim < 2:
+        raise ValueError(f"{name}: expects a batch (B, ...) of images, got shape {tuple(x.shape)}")
+    if not pixelwise and x.ndim != 4:
         raise ValueError(f"{name}: expects (B, C, H, W) tensors, got shape {tuple(x.shape)}")
     if x.shape != target.shape:
         raise ValueError(
@@ -81,21 +87,6 @@ def _data_range(data_range: DataRange, x: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- pixel losses
-def _check_pixel_pair(x: torch.Tensor, target: torch.Tensor, name: str) -> None:
-    for t, what in ((x, "x"), (target, "target")):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name}: {what} must be a torch tensor, got {type(t).__name__}")
-        if not (t.is_floating_point() or t.is_complex()):
-            raise TypeError(f"{name}: {what} must be a float or complex tensor, got {t.dtype}")
-    if x.ndim < 2:
-        raise ValueError(f"{name}: expects a batch (B, ...) of images, got shape {tuple(x.shape)}")
-    if x.shape != target.shape:
-        raise ValueError(
-            f"{name}: x and target must have the same shape, got {tuple(x.shape)} and "
-            f"{tuple(target.shape)} (a missing channel axis? use x.unsqueeze(1))"
-        )
-
-
 def _pixel_loss(error: torch.Tensor, reduction: str) -> torch.Tensor:
     """``error`` ``(B, ...)`` per pixel -> its mean over everything, or one mean per image."""
     if reduction == "mean":
@@ -112,7 +103,7 @@ class L1Loss(nn.Module):
         self.reduction = reduction
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_pixel_pair(x, target, "L1Loss")
+        _check_pair(x, target, "L1Loss", pixelwise=True)
         return _pixel_loss((x - target).abs(), self.reduction)
 
 
@@ -125,7 +116,7 @@ class L2Loss(nn.Module):
         self.reduction = reduction
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_pixel_pair(x, target, "L2Loss")
+        _check_pair(x, target, "L2Loss", pixelwise=True)
         return _pixel_loss((x - target).abs() ** 2, self.reduction)
 
 

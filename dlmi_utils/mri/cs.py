@@ -552,6 +552,8 @@ def learn_dictionary(
     return D
 
 
+# Many small matrix products: BLAS threads cost more than they give (10x on 2 busy cores).
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def dictionary_learning_recon(
     physics,
     y,
@@ -597,44 +599,6 @@ def dictionary_learning_recon(
     ``sum ||R_ij x - D alpha_ij||^2`` of the iteration. A few seconds for a 256 x 256 image on
     2 CPU cores with the defaults.
     """
-    # Many small matrix products: BLAS threads cost more than they give (10x on 2 busy cores).
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _dictionary_learning(
-            physics,
-            y,
-            n_iter,
-            patch_size,
-            stride,
-            n_atoms,
-            sparsity,
-            error_rms,
-            lam,
-            n_train,
-            dict_epochs,
-            tol,
-            seed,
-            reference,
-            progress,
-        )
-
-
-def _dictionary_learning(
-    physics,
-    y,
-    n_iter,
-    patch_size,
-    stride,
-    n_atoms,
-    sparsity,
-    error_rms,
-    lam,
-    n_train,
-    dict_epochs,
-    tol,
-    seed,
-    reference,
-    progress,
-) -> CSResult:
     _check_common(0.0, n_iter, tol)
     if lam is not None and not lam >= 0:
         raise ValueError(f"lam must be None (noiseless data) or >= 0, got {lam!r}")
