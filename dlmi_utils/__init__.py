@@ -18,6 +18,7 @@ Domains (each imports the base, never another domain)::
     mri/        physics (MRIForward), sampling, cs, dc, cascade, unet, datasets, explorer
     denoising/  models (DnCNN, dilated, residual U-Net), geometry, patches, tiling, wiener
     gan/        models, losses, training, data, evaluation
+    superres/   physics (ThickSliceForward), interpolation, models, tissue, evaluation, training
 
 Course tooling (imports base and domains)::
 

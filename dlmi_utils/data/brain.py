@@ -30,7 +30,9 @@ import functools
 import importlib.util
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 SPACING_MM = (1.0, 1.0, 1.0)
 MIN_BRAIN_FRACTION = 0.15
@@ -249,3 +251,45 @@ def load_brain_tissue_masks(
     maps = {kind: _stack(kind, *args)[rows] for kind in _FILES}
     labels = _tissue_labels(maps)
     return {name: labels == k for k, name in enumerate(TISSUES)}
+
+
+def load_nifti_volume(path: str | Path, spacing_mm: float | None = 1.0
+                      ) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A 3-D NIfTI brain volume laid out like :func:`load_brain_volume`, and its spacing in mm.
+
+    The voxel axes are put in the closest RAS order by the file's affine
+    (``nibabel.as_closest_canonical``: axis 0 left to right, 1 posterior to anterior, 2
+    inferior to superior), resampled to ``spacing_mm`` isotropic voxels when they differ
+    (cubic spline, field of view kept; ``None`` keeps them), and scaled to ``[0, 1]``:
+    negative values are clipped, then intensities are divided by the 99.9th percentile of
+    the non-zero voxels and clipped at 1. Returns ``(X, Y, Z)`` float32 and the spacing.
+
+    Raises ``ValueError`` for a file that is not one 3-D volume (a 2-D image, a 4-D series)
+    or whose header has no affine (``sform_code`` and ``qform_code`` both 0): then the
+    orientation of the voxel axes is unknown, and so is the through-plane axis.
+    """
+    image = nib.load(str(path))
+    shape = image.shape
+    if len(shape) == 4 and shape[3] == 1:
+        image = image.slicer[..., 0]
+    elif len(shape) != 3:
+        raise ValueError(f"{Path(path).name}: expected one 3-D volume, got shape {shape}"
+                         + (": a 2-D image has no through-plane axis" if len(shape) < 3 else ""))
+    header = image.header
+    if int(header["sform_code"]) == 0 and int(header["qform_code"]) == 0:
+        raise ValueError(f"{Path(path).name} has no affine (sform_code and qform_code are 0): "
+                         "the orientation of its voxel axes is unknown, so is the slice "
+                         "direction; fix the header (e.g. nibabel's set_sform)")
+    image = nib.as_closest_canonical(image)
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    zooms = np.asarray(image.header.get_zooms()[:3], dtype=np.float64)
+    if spacing_mm is not None and not np.allclose(zooms, spacing_mm, rtol=1e-3):
+        data = ndimage.zoom(data, zooms / spacing_mm, order=3, grid_mode=True,
+                            mode="grid-constant")
+        zooms = np.full(3, float(spacing_mm))
+    data = np.clip(data, 0.0, None)
+    nonzero = data[data > 0]
+    if nonzero.size == 0:
+        raise ValueError(f"{Path(path).name}: the volume has no positive voxel")
+    data = np.clip(data / np.percentile(nonzero, 99.9), 0.0, 1.0).astype(np.float32)
+    return data, tuple(float(z) for z in zooms)
