@@ -11,13 +11,15 @@ Base modules (each one idea; they import nothing from the domains)::
     train       a small trainer
     pretrained  the shipped weights and their records
     patches     patches drawn inside a mask (the breast of a mammogram)
-    data/       one loader per data set (brain MR, mammograms, DICOMs, fastMRI, mini-MIAS)
+    data/       one loader per data set (brain MR, mammograms, DICOMs, CT slices, fastMRI,
+                mini-MIAS)
 
 Domains (each imports the base, never another domain)::
 
     mri/        physics (MRIForward), sampling, cs, dc, cascade, unet, datasets, explorer
     denoising/  models (DnCNN, dilated, residual U-Net), geometry, patches, tiling, wiener
     gan/        models, losses, training, data, evaluation
+    ct/         physics (ParallelBeamProjector, FBP), dose, noise_texture
     superres/   physics (ThickSliceForward), interpolation, models, tissue, evaluation, training
 
 Course tooling (imports base and domains)::

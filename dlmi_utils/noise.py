@@ -69,13 +69,17 @@ def _check(x, sigma: float, name: str, allow_complex: bool = False) -> None:
         raise ValueError(f"{name}: sigma must be a non-negative number, got {sigma}")
 
 
-def _numpy_rng(seed: Seed, name: str) -> np.random.Generator:
+def numpy_generator(seed: Seed, name: str) -> np.random.Generator:
+    """The numpy generator a noise function of ``name`` draws from: ``seed`` itself when it is
+    one, else a new one seeded with the int (or fresh entropy for ``None``)."""
     if isinstance(seed, torch.Generator):
         raise TypeError(f"{name}: numpy input takes an int seed or an np.random.Generator")
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _torch_generator(seed: Seed, name: str) -> torch.Generator:
+def torch_generator(seed: Seed, name: str) -> torch.Generator:
+    """The CPU torch generator a noise function of ``name`` draws from (same numbers on any
+    device): ``seed`` itself when it is one, else a new one seeded with the int."""
     if isinstance(seed, torch.Generator):
         return seed
     if isinstance(seed, np.random.Generator):
@@ -103,10 +107,10 @@ def add_gaussian_noise(x: Array, sigma: float, seed: Seed = None) -> Array:
     """``x + n`` with ``n ~ N(0, sigma^2)`` i.i.d. per pixel; ``x`` real, any shape."""
     _check(x, sigma, "add_gaussian_noise")
     if isinstance(x, torch.Tensor):
-        g = _torch_generator(seed, "add_gaussian_noise")
+        g = torch_generator(seed, "add_gaussian_noise")
         x = x if x.is_floating_point() else x.float()
         return x + sigma * _randn(x, g)
-    rng = _numpy_rng(seed, "add_gaussian_noise")
+    rng = numpy_generator(seed, "add_gaussian_noise")
     x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
     return (x + sigma * rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
 
@@ -119,11 +123,11 @@ def add_rician_noise(x: Array, sigma: float, seed: Seed = None) -> Array:
     """
     _check(x, sigma, "add_rician_noise", allow_complex=True)
     if isinstance(x, torch.Tensor):
-        g = _torch_generator(seed, "add_rician_noise")
+        g = torch_generator(seed, "add_rician_noise")
         x = x if (x.is_floating_point() or x.is_complex()) else x.float()
         n1, n2 = _randn(x, g), _randn(x, g)
         return torch.abs(x + sigma * torch.complex(n1, n2))
-    rng = _numpy_rng(seed, "add_rician_noise")
+    rng = numpy_generator(seed, "add_rician_noise")
     if not (np.issubdtype(x.dtype, np.floating) or np.iscomplexobj(x)):
         x = x.astype(np.float32)
     real_dtype = np.abs(np.zeros(1, dtype=x.dtype)).dtype
@@ -141,11 +145,11 @@ def add_complex_gaussian_noise(y: Array, sigma: float, seed: Seed = None) -> Arr
     _check(y, sigma, "add_complex_gaussian_noise", allow_complex=True)
     scale = sigma / math.sqrt(2)
     if isinstance(y, torch.Tensor):
-        g = _torch_generator(seed, "add_complex_gaussian_noise")
+        g = torch_generator(seed, "add_complex_gaussian_noise")
         double = y.dtype in (torch.float64, torch.complex128)
         y = y.to(torch.complex128 if double else torch.complex64)
         return y + scale * torch.complex(_randn(y, g), _randn(y, g))
-    rng = _numpy_rng(seed, "add_complex_gaussian_noise")
+    rng = numpy_generator(seed, "add_complex_gaussian_noise")
     dtype = np.complex128 if y.dtype in (np.float64, np.complex128) else np.complex64
     n = rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)
     return (y.astype(dtype) + (n * scale).astype(dtype)).astype(dtype, copy=False)
@@ -165,13 +169,13 @@ def add_poisson_noise(x: Array, photons: float, seed: Seed = None) -> Array:
             "in [0, 1]); rescale the image first"
         )
     if isinstance(x, torch.Tensor):
-        g = _torch_generator(seed, "add_poisson_noise")
+        g = torch_generator(seed, "add_poisson_noise")
         x = x if x.is_floating_point() else x.float()
         # float64 rate: float32 counts would lose precision above 2^24 photons
         rate = (photons * x.detach()).to(device=g.device, dtype=torch.float64)
         counts = torch.poisson(rate, generator=g)
         return (counts / photons).to(device=x.device, dtype=x.dtype)
-    rng = _numpy_rng(seed, "add_poisson_noise")
+    rng = numpy_generator(seed, "add_poisson_noise")
     x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
     return (rng.poisson(photons * x.astype(np.float64)) / photons).astype(x.dtype, copy=False)
 
@@ -294,9 +298,9 @@ class GaussianNoise:
         if lo == hi:
             return add_gaussian_noise(x, lo, seed=seed)
         if isinstance(x, torch.Tensor):
-            g = _torch_generator(seed, "GaussianNoise")
+            g = torch_generator(seed, "GaussianNoise")
             return add_gaussian_noise(x, lo + (hi - lo) * float(torch.rand((), generator=g)), g)
-        rng = _numpy_rng(seed, "GaussianNoise")
+        rng = numpy_generator(seed, "GaussianNoise")
         return add_gaussian_noise(x, float(rng.uniform(lo, hi)), seed=rng)
 
     def stabilise(self, y: Array) -> Array:

