@@ -68,6 +68,13 @@ def ifft2c(k: Array) -> Array:
     return np.fft.fftshift(x, axes=_AXES).astype(k.dtype, copy=False)
 
 
+def _checkerboard(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """``(-1)^(u + v)`` on an ``(h, w)`` grid, real, on the device of ``like``."""
+    rows = 1 - 2 * (torch.arange(h, device=like.device) % 2)
+    cols = 1 - 2 * (torch.arange(w, device=like.device) % 2)
+    return (rows[:, None] * cols[None, :]).to(like.real.dtype if like.is_complex() else like.dtype)
+
+
 def to_fft_layout(k: torch.Tensor) -> torch.Tensor:
     """Centred k-space ``(..., H, W)`` -> the same samples in the order of plain ``fft2``.
 
@@ -84,10 +91,19 @@ def to_fft_layout(k: torch.Tensor) -> torch.Tensor:
     h, w = k.shape[-2:]
     if h % 2 or w % 2:
         raise ValueError(f"to_fft_layout needs an even height and width, got {h} x {w}")
-    sign_rows = 1 - 2 * (torch.arange(h, device=k.device) % 2)
-    sign_cols = 1 - 2 * (torch.arange(w, device=k.device) % 2)
-    sign = (sign_rows[:, None] * sign_cols[None, :]).to(k.real.dtype if k.is_complex() else k.dtype)
+    sign = _checkerboard(h, w, k)
     return sign * torch.fft.ifftshift(k, dim=_AXES)
+
+
+def from_fft_layout(k: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`to_fft_layout`, and its adjoint (a permutation with signs):
+    k-space in the order of plain ``fft2`` -> centred, ``(..., H, W)`` with even ``H``, ``W``."""
+    if not isinstance(k, torch.Tensor) or k.ndim < 2:
+        raise TypeError("from_fft_layout expects a torch tensor of shape (..., H, W)")
+    h, w = k.shape[-2:]
+    if h % 2 or w % 2:
+        raise ValueError(f"from_fft_layout needs an even height and width, got {h} x {w}")
+    return torch.fft.fftshift(_checkerboard(h, w, k) * k, dim=_AXES)
 
 
 def complex_to_channels(x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ from dlmi_utils.fourier import (
     complex_to_channels,
     complex_to_channels_last,
     fft2c,
+    from_fft_layout,
     ifft2c,
     to_fft_layout,
 )
@@ -103,3 +104,10 @@ def test_complex_to_channels_last_is_a_channels_last_view():
     torch.testing.assert_close(x, complex_to_channels(z))
     with pytest.raises(TypeError, match="complex"):
         complex_to_channels_last(torch.zeros(2, 6, 4))
+
+
+def test_from_fft_layout_inverts_to_fft_layout():
+    k = torch.randn(3, 6, 8, dtype=torch.complex128)
+    torch.testing.assert_close(from_fft_layout(to_fft_layout(k)), k)
+    with pytest.raises(ValueError, match="even"):
+        from_fft_layout(torch.zeros(4, 5, dtype=torch.complex64))

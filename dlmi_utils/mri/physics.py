@@ -34,7 +34,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from dlmi_utils.fourier import fft2c, ifft2c, to_fft_layout
+from dlmi_utils.fourier import fft2c, from_fft_layout, ifft2c, to_fft_layout
 from dlmi_utils.noise import Seed, add_complex_gaussian_noise
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -106,13 +106,7 @@ class FourierLayout:
     def from_layout(self, k: torch.Tensor) -> torch.Tensor:
         """This order -> centred k-space: the inverse of :meth:`to_layout`, and its adjoint
         (a permutation with signs +-1)."""
-        if not self.plain:
-            return k
-        h, w = k.shape[-2:]
-        rows = 1 - 2 * (torch.arange(h, device=k.device) % 2)
-        cols = 1 - 2 * (torch.arange(w, device=k.device) % 2)
-        sign = (rows[:, None] * cols[None, :]).to(k.real.dtype)
-        return torch.fft.fftshift(sign * k, dim=(-2, -1))
+        return from_fft_layout(k) if self.plain else k
 
 
 # ----------------------------------------------------------------------------- the operator
