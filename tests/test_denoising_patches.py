@@ -3,22 +3,15 @@
 import numpy as np
 import pytest
 import torch
+from patch_images import image_and_disc
 
 from dlmi_utils.denoising.patches import NoisyPatches, breast_crops, salient_crop
 from dlmi_utils.noise import GaussianNoise, PoissonNoise, anscombe_mean, vst_sigma
 from dlmi_utils.patches import PatchDataset
 
 
-def _image_and_disc(shape=(120, 90), radius=35):
-    rng = np.random.default_rng(0)
-    image = rng.random(shape).astype(np.float32)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    mask = (yy - shape[0] / 2) ** 2 + (xx - shape[1] / 3) ** 2 < radius**2
-    return image, mask
-
-
 def test_noisy_pairs_are_reproducible_and_have_the_noise_level():
-    image, mask = _image_and_disc((200, 200), 90)
+    image, mask = image_and_disc((200, 200), 90)
     image[:] = 0.5
     ds = NoisyPatches(PatchDataset([image], [mask], patch_size=32, n_patches=64, seed=0),
                       GaussianNoise(25 / 255))
@@ -31,7 +24,7 @@ def test_noisy_pairs_are_reproducible_and_have_the_noise_level():
 
 
 def test_blind_noise_draws_a_level_per_patch():
-    image, mask = _image_and_disc((200, 200), 90)
+    image, mask = image_and_disc((200, 200), 90)
     image[:] = 0.5
     ds = NoisyPatches(PatchDataset([image], [mask], patch_size=32, n_patches=100, seed=0),
                       GaussianNoise((5 / 255, 50 / 255)))
@@ -40,7 +33,7 @@ def test_blind_noise_draws_a_level_per_patch():
 
 
 def test_anscombe_pairs_are_noisy_transformed_counts_and_their_expectation():
-    image, mask = _image_and_disc((200, 200), 90)
+    image, mask = image_and_disc((200, 200), 90)
     image[:] = 0.4
     photons = 100.0
     ds = NoisyPatches(PatchDataset([image], [mask], patch_size=32, n_patches=60, seed=0),
@@ -57,7 +50,7 @@ def test_anscombe_pairs_are_noisy_transformed_counts_and_their_expectation():
 
 
 def test_breast_crops_are_fixed_inside_and_disjoint():
-    _, mask = _image_and_disc((300, 300), 130)
+    _, mask = image_and_disc((300, 300), 130)
     crops = breast_crops(mask, 64, 4)
     assert crops == breast_crops(mask, 64, 4)
     for r, c in crops:

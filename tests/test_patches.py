@@ -3,20 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from patch_images import image_and_disc
 
 from dlmi_utils.patches import PatchDataset, window_fraction
 
 
-def _image_and_disc(shape=(120, 90), radius=35):
-    rng = np.random.default_rng(0)
-    image = rng.random(shape).astype(np.float32)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    mask = (yy - shape[0] / 2) ** 2 + (xx - shape[1] / 3) ** 2 < radius**2
-    return image, mask
-
-
 def test_window_fraction_matches_brute_force():
-    _, mask = _image_and_disc()
+    _, mask = image_and_disc()
     frac = window_fraction(mask, 16)
     assert frac.shape == (120 - 15, 90 - 15)
     for r, c in [(0, 0), (40, 10), (52, 22), (104, 74)]:
@@ -24,7 +17,7 @@ def test_window_fraction_matches_brute_force():
 
 
 def test_patches_lie_inside_the_mask():
-    image, mask = _image_and_disc()
+    image, mask = image_and_disc()
     ds = PatchDataset([image], [mask], patch_size=16, n_patches=200, min_inside=1.0, seed=3)
     for i in range(len(ds)):
         _, r, c, _, _ = ds.locate(i)
@@ -32,7 +25,7 @@ def test_patches_lie_inside_the_mask():
 
 
 def test_patch_is_the_image_content_with_its_flips():
-    image, mask = _image_and_disc()
+    image, mask = image_and_disc()
     ds = PatchDataset([image], [mask], patch_size=16, n_patches=100, seed=1)
     flips = set()
     for i in range(len(ds)):
@@ -46,7 +39,7 @@ def test_patch_is_the_image_content_with_its_flips():
 
 
 def test_same_seed_same_patches_new_epoch_new_patches():
-    image, mask = _image_and_disc()
+    image, mask = image_and_disc()
     a = PatchDataset([image], [mask], patch_size=16, n_patches=20, seed=5)
     b = PatchDataset([image], [mask], patch_size=16, n_patches=20, seed=5)
     assert all(torch.equal(a[i], b[i]) for i in reversed(range(20)))  # any order
@@ -58,7 +51,7 @@ def test_same_seed_same_patches_new_epoch_new_patches():
 
 
 def test_images_are_sampled_in_proportion_to_their_valid_positions():
-    image, mask = _image_and_disc()
+    image, mask = image_and_disc()
     small = np.zeros_like(mask)
     small[40:60, 30:50] = True  # 5 x 5 = 25 valid 16-pixel corners vs ~1000 in the disc
     ds = PatchDataset([image, image], [mask, small], patch_size=16, n_patches=2000,
@@ -76,7 +69,7 @@ def _chest_wall_mask(shape=(120, 90)) -> np.ndarray:
 
 
 def test_edge_fraction_draws_that_share_against_the_border():
-    image, _ = _image_and_disc()
+    image, _ = image_and_disc()
     mask = _chest_wall_mask()
     ds = PatchDataset([image], [mask], patch_size=16, n_patches=2000, min_inside=1.0,
                       edge_fraction=0.3, seed=2)
@@ -90,14 +83,14 @@ def test_edge_fraction_draws_that_share_against_the_border():
 
 
 def test_edge_fraction_zero_keeps_the_uniform_draw():
-    image, mask = _image_and_disc()
+    image, mask = image_and_disc()
     a = PatchDataset([image], [mask], patch_size=16, n_patches=50, seed=4)
     b = PatchDataset([image], [mask], patch_size=16, n_patches=50, seed=4, edge_fraction=0.0)
     assert [a.locate(i) for i in range(50)] == [b.locate(i) for i in range(50)]
 
 
 def test_edge_fraction_without_a_border_patch_is_a_clear_error():
-    image, _ = _image_and_disc()
+    image, _ = image_and_disc()
     mask = np.zeros(image.shape, bool)
     mask[20:100, 20:70] = True  # away from the borders
     with pytest.raises(ValueError, match="touches an image border"):
@@ -110,7 +103,7 @@ def test_anywhere_fraction_draws_that_share_outside_the_mask_and_keeps_the_other
     """The masked draw puts no patch in the background; with ``anywhere_fraction`` about that
     share is drawn uniformly over the whole image (most of it outside this small disc), and
     the other patches are exactly those of the masked draw."""
-    image, mask = _image_and_disc(radius=25)
+    image, mask = image_and_disc(radius=25)
     kw = dict(patch_size=16, n_patches=1000, min_inside=1.0, seed=5)
     masked = PatchDataset([image], [mask], **kw)
     mixed = PatchDataset([image], [mask], anywhere_fraction=0.25, **kw)
@@ -136,7 +129,7 @@ def test_edge_lines_paint_a_constant_strip_along_the_border_and_nothing_else():
     """Patches against the chest wall (column 0) get lines of 1-3 constant columns there, in
     the range asked, on about the share asked; the other patches are untouched, and with
     ``edge_lines=0`` every patch is the same as before."""
-    image, _ = _image_and_disc()
+    image, _ = image_and_disc()
     image *= 0.3  # the tissue stays below the line range
     mask = _chest_wall_mask()
     kw = dict(patch_size=16, n_patches=1500, min_inside=1.0, edge_fraction=0.5, seed=5,
@@ -168,7 +161,7 @@ def test_edge_lines_paint_a_constant_strip_along_the_border_and_nothing_else():
 
 
 def test_edge_lines_follow_the_flips_and_bad_settings_are_refused():
-    image, _ = _image_and_disc()
+    image, _ = image_and_disc()
     mask = _chest_wall_mask()
     kw = dict(patch_size=16, n_patches=400, min_inside=1.0, edge_fraction=1.0, seed=6,
               edge_lines=1.0, line_range=(2.0, 2.0))  # outside the image's [0, 1]: easy to find
@@ -186,7 +179,7 @@ def test_edge_lines_follow_the_flips_and_bad_settings_are_refused():
 
 
 def test_no_valid_patch_is_a_clear_error():
-    image, _ = _image_and_disc()
+    image, _ = image_and_disc()
     with pytest.raises(ValueError, match="min_inside"):
         PatchDataset([image], [np.zeros(image.shape, bool)], patch_size=16)
     with pytest.raises(ValueError, match="smaller than patch_size"):
