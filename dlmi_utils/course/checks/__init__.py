@@ -16,11 +16,30 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 NOT_IMPLEMENTED = "not implemented yet"
 
 
 class CheckFailed(AssertionError):
     """Raised inside a case with a hint for the student (never the answer)."""
+
+
+def numpy_result(value, what: str, shape: tuple[int, ...], shape_hint: str = "",
+                 torch_hint: str = "return a numpy array") -> np.ndarray:
+    """A student's return value, checked to be a numpy array of ``shape``; else a hint.
+
+    ``shape_hint`` follows the shape message (e.g. which axes to work on), ``torch_hint`` the
+    one for a torch tensor. Each lab adds its own checks of the dtype.
+    """
+    if hasattr(value, "detach"):
+        raise CheckFailed(f"{what} returned a torch tensor: {torch_hint}")
+    if not isinstance(value, np.ndarray):
+        raise CheckFailed(f"{what} returned {type(value).__name__}, expected a numpy array")
+    if value.shape != tuple(shape):
+        raise CheckFailed(f"{what} returned shape {value.shape}, expected {tuple(shape)}"
+                          + shape_hint)
+    return value
 
 
 @dataclass

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dlmi_utils import fourier
-from dlmi_utils.course.checks import CheckFailed, CheckResult, run_check
+from dlmi_utils.course.checks import CheckFailed, CheckResult, numpy_result, run_check
 from dlmi_utils.mri import MRIForward
 from dlmi_utils.mri.sampling import RandomCartesianMask
 
@@ -43,16 +43,8 @@ def _complex_image(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
 
 def _array(value, what: str, shape: tuple[int, ...]) -> np.ndarray:
     """The student's return value as a numpy array of ``shape``, or a hint on what it is."""
-    if hasattr(value, "detach"):
-        raise CheckFailed(f"{what} returned a torch tensor: return a numpy array")
-    if not isinstance(value, np.ndarray):
-        raise CheckFailed(f"{what} returned {type(value).__name__}, expected a numpy array")
-    if value.shape != tuple(shape):
-        raise CheckFailed(
-            f"{what} returned shape {value.shape}, expected {tuple(shape)} (the input's): "
-            "transform over the last two axes only (axes=(-2, -1))"
-        )
-    return value
+    return numpy_result(value, what, shape, " (the input's): transform over the last two axes "
+                        "only (axes=(-2, -1))")
 
 
 def _complex_array(value, what: str, shape: tuple[int, ...], right: np.ndarray) -> np.ndarray:

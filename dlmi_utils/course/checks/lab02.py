@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from dlmi_utils.course.checks import CheckFailed, CheckResult, run_check
+from dlmi_utils.course.checks import CheckFailed, CheckResult, numpy_result, run_check
 from dlmi_utils.fourier import fft2c, ifft2c
 from dlmi_utils.mri import MRIForward, add_smooth_phase, birdcage_maps, cs, data_consistency
 
@@ -33,12 +33,7 @@ def _rng(seed: int, strict: bool) -> np.random.Generator:
 
 def _array(value, what: str, shape: tuple[int, ...], complex_out: bool = True) -> np.ndarray:
     """The student's return value as a numpy array of ``shape``, or a hint on what is off."""
-    if hasattr(value, "detach"):
-        raise CheckFailed(f"{what} returned a torch tensor: work with numpy arrays here")
-    if not isinstance(value, np.ndarray):
-        raise CheckFailed(f"{what} returned {type(value).__name__}, expected a numpy array")
-    if value.shape != tuple(shape):
-        raise CheckFailed(f"{what} returned shape {value.shape}, expected {tuple(shape)}")
+    numpy_result(value, what, shape, torch_hint="work with numpy arrays here")
     if complex_out and not np.iscomplexobj(value):
         raise CheckFailed(
             f"{what} returned a real array ({value.dtype}) for complex data: the phase is lost"

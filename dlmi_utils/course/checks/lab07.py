@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from dlmi_utils.course.checks import CheckFailed, CheckResult, run_check
+from dlmi_utils.course.checks import CheckFailed, CheckResult, numpy_result, run_check
 from dlmi_utils.metrics import dice
 from dlmi_utils.superres import ThickSliceForward, interpolate_z
 
@@ -35,12 +35,7 @@ def _factors(strict: bool) -> tuple[int, ...]:
 
 
 def _array(value, what: str, shape: tuple[int, ...]) -> np.ndarray:
-    if hasattr(value, "detach"):
-        raise CheckFailed(f"{what} returned a torch tensor: return a numpy array")
-    if not isinstance(value, np.ndarray):
-        raise CheckFailed(f"{what} returned {type(value).__name__}, expected a numpy array")
-    if value.shape != shape:
-        raise CheckFailed(f"{what} returned shape {value.shape}, expected {shape}")
+    numpy_result(value, what, shape)
     if not np.issubdtype(value.dtype, np.floating):
         raise CheckFailed(f"{what} returned dtype {value.dtype}: return a float array")
     return value

@@ -12,17 +12,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dlmi_utils.course.checks import CheckFailed, CheckResult, run_check
+from dlmi_utils.course.checks import CheckFailed, CheckResult, numpy_result, run_check
 from dlmi_utils.data import to_unit_range
 
 
 def _array(value, what: str, shape: tuple[int, ...]) -> np.ndarray:
-    if hasattr(value, "detach"):
-        raise CheckFailed(f"{what} returned a torch tensor: return a numpy array")
-    if not isinstance(value, np.ndarray):
-        raise CheckFailed(f"{what} returned {type(value).__name__}, expected a numpy array")
-    if value.shape != shape:
-        raise CheckFailed(f"{what} returned shape {value.shape}, expected {shape} (the input's)")
+    numpy_result(value, what, shape, " (the input's)")
     if not np.issubdtype(value.dtype, np.floating):
         raise CheckFailed(f"{what} returned dtype {value.dtype}: scale to a float array")
     return value
