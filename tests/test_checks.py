@@ -81,3 +81,30 @@ def test_result_displays_as_its_report():
     result = CheckResult("f", 0, 1, "error", ["a: boom"])
     assert repr(result) == result.report() == "ERROR   f: your code raised an exception\n" \
                                               "        - a: boom"
+
+
+def test_yours_or_reference_follows_the_last_check(capsys):
+    from dlmi_utils.course.checks import yours_or_reference
+
+    def reference():
+        return 42
+
+    def stub():
+        raise NotImplementedError
+
+    run_check("answer_fallback", stub, [("a", _equals(42))])
+    assert yours_or_reference("answer_fallback", stub, reference) is reference
+    assert "has not passed its check yet (not implemented)" in capsys.readouterr().out
+    mine = lambda: 42  # noqa: E731
+    run_check("answer_fallback", mine, [("a", _equals(42))])
+    assert yours_or_reference("answer_fallback", mine, reference) is mine
+    assert "using your answer_fallback" in capsys.readouterr().out
+    run_check("answer_fallback", lambda: 41, [("a", _equals(42))])
+    assert yours_or_reference("answer_fallback", mine, reference) is reference
+
+
+def test_yours_or_reference_without_a_check_says_what_to_run():
+    from dlmi_utils.course.checks import yours_or_reference
+
+    with pytest.raises(ValueError, match="run its check cell first"):
+        yours_or_reference("never_checked_exercise", print, print)

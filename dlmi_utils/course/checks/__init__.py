@@ -8,6 +8,10 @@ summarised, and the result prints as a short pass/fail report with a hint of wha
 
 ``strict=True`` is what the grader (``dlmi-grade``) uses: other sizes and other seeds, so an
 answer hard-coded for the self-check cases fails.
+
+Every check remembers its last result in the kernel; :func:`yours_or_reference` then lets a lab
+run the rest of its story on the student's own function once that passed its check, and on the
+package's reference (saying so) until it does.
 """
 
 from __future__ import annotations
@@ -78,6 +82,27 @@ class CheckResult:
 
 Case = Callable[[Callable], None]
 
+LAST_RESULTS: dict[str, CheckResult] = {}  # exercise -> its latest check in this kernel
+
+
+def yours_or_reference(exercise: str, yours: Callable | None, reference: Callable) -> Callable:
+    """The student's ``yours`` if its last check of ``exercise`` passed, else ``reference``.
+
+    Prints which one the lab goes on with, so a student sees their code drive the figures below
+    (or why it does not yet). Raises ``ValueError`` when ``exercise`` has never been checked.
+    """
+    result = LAST_RESULTS.get(exercise)
+    if result is None:
+        raise ValueError(f"no check of {exercise!r} has run in this kernel: run its check cell "
+                         f"first (known: {', '.join(sorted(LAST_RESULTS)) or 'none'})")
+    name = getattr(reference, "__qualname__", repr(reference))
+    if result.ok and callable(yours):
+        print(f"using your {exercise} (its check passed)")
+        return yours
+    print(f"using the package's {name}: your {exercise} has not passed its check yet "
+          f"({result.status.replace('_', ' ')})")
+    return reference
+
 
 def _student_frame(exc: BaseException) -> str:
     """Where in the student's code the exception came from (the last frame outside dlmi_utils)."""
@@ -92,9 +117,15 @@ def run_check(exercise: str, fn: Callable | None, cases: Iterable[tuple[str, Cas
     """Run ``case(fn)`` for each named case; a case fails by raising ``CheckFailed(hint)``.
 
     ``NotImplementedError`` from the student's code ends the check as *not implemented*;
-    any other exception is caught, counted as a failure and summarised in one line.
+    any other exception is caught, counted as a failure and summarised in one line. The result
+    is also kept in ``LAST_RESULTS[exercise]`` for :func:`yours_or_reference`.
     """
-    cases = list(cases)
+    result = _run_cases(exercise, fn, list(cases))
+    LAST_RESULTS[exercise] = result
+    return result
+
+
+def _run_cases(exercise: str, fn: Callable | None, cases: list[tuple[str, Case]]) -> CheckResult:
     if fn is None or not callable(fn):
         return CheckResult(
             exercise, 0, len(cases), "error",
