@@ -69,12 +69,33 @@ def test_setup_cell_on_colab_installs_the_package_from_the_repository(monkeypatc
 
 
 def test_repository_url_lives_in_one_place():
+    """colab.py names the student release; the instructors' repository (pyproject) is another."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["urls"]["Repository"] == colab.REPOSITORY_URL
+    assert project["urls"]["Repository"] != colab.REPOSITORY_URL
     others = [p for p in (ROOT / "dlmi_utils").rglob("*.py")
               if colab.REPOSITORY in p.read_text(encoding="utf-8") and p.name != "colab.py"]
     assert others == [], "only dlmi_utils/course/colab.py names the repository"
     assert colab.REPOSITORY in colab.setup_cell_source()
+    assert colab.student_install_command().startswith(f"git clone {colab.REPOSITORY_URL}.git ")
+
+
+OLD_TITLE = (
+    "# Lab 03\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+    "(https://colab.research.google.com/github/someone/old-name/blob/dev/labs/03_x.ipynb) "
+    "[![Binder](https://mybinder.org/badge_logo.svg)]"
+    "(https://mybinder.org/v2/gh/someone/old-name/dev?urlpath=lab/tree/labs/03_x.ipynb)\n"
+    "[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/someone/old-name/dev)"
+)
+
+
+def test_relink_points_links_at_the_release_and_keeps_the_notebook_path():
+    text = colab.relink(OLD_TITLE)
+    assert colab.colab_badge("labs/03_x.ipynb") in text
+    assert colab.binder_badge("labs/03_x.ipynb") in text and text.endswith(colab.binder_badge())
+    assert "old-name" not in text and "/dev" not in text
+    assert colab.relink(text) == text, "relinking twice changes nothing"
+    prose = "See https://github.com/someone/old-name and the docs."
+    assert colab.relink(prose) == prose, "only Colab and Binder links are rewritten"
 
 
 def test_badges_point_at_the_repository_and_notebook():

@@ -6,10 +6,15 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from dlmi_utils.course import colab
 from dlmi_utils.course.notebooks import (
     NOT_IMPLEMENTED,
     generate_labs,
+    main,
     make_student_notebook,
+    notebook_text,
+    relink_files,
+    relink_notebook,
     solution_notebooks,
     strip_solution,
 )
@@ -70,6 +75,53 @@ def test_generate_and_check_round_trip(tmp_path):
     assert generate_labs(sol_dir, lab_dir, check=True) == []
     (lab_dir / "07_demo.ipynb").write_text("edited by hand")
     assert generate_labs(sol_dir, lab_dir, check=True) == [lab_dir / "07_demo.ipynb"]
+
+
+OLD_SETUP = colab.setup_cell_source().replace(colab.PIP_SPEC,
+                                              "dlmi-labs @ git+https://github.com/old/repo@main")
+
+
+def _notebook_with_old_links() -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    title = ("# Lab 07 — Demo\n\n[![Open In Colab](https://colab.research.google.com/assets/"
+             "colab-badge.svg)](https://colab.research.google.com/github/old/repo/blob/main/"
+             "labs/07_demo.ipynb)")
+    setup = nbformat.v4.new_code_cell(OLD_SETUP, metadata={"tags": ["setup"]}, execution_count=1)
+    setup.outputs = [nbformat.v4.new_output("stream", text="Running on a local Jupyter kernel\n")]
+    other = nbformat.v4.new_code_cell("print('https://colab.research.google.com/github/a/b/blob/c/')")
+    nb.cells = [nbformat.v4.new_markdown_cell(title), setup, other]
+    return nb
+
+
+def test_relink_notebook_updates_badges_and_setup_cell_and_keeps_outputs():
+    nb = _notebook_with_old_links()
+    assert relink_notebook(nb) is True
+    assert colab.colab_badge("labs/07_demo.ipynb") in nb.cells[0].source
+    assert nb.cells[1].source == colab.setup_cell_source()
+    assert nb.cells[1].outputs[0].text.startswith("Running on")
+    assert nb.cells[2].source == _notebook_with_old_links().cells[2].source, "code is left alone"
+    assert relink_notebook(nb) is False, "relinking twice changes nothing"
+
+
+def test_student_notebook_points_at_the_release():
+    lab = make_student_notebook(_notebook_with_old_links())
+    assert colab.colab_badge("labs/07_demo.ipynb") in lab.cells[0].source
+    assert lab.cells[1].source == colab.setup_cell_source() and lab.cells[1].outputs == []
+
+
+def test_relink_command_rewrites_solutions_and_readme_once(tmp_path, monkeypatch, capsys):
+    (tmp_path / "solutions").mkdir()
+    nbformat.write(_notebook_with_old_links(), tmp_path / "solutions" / "07_demo.ipynb")
+    current = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Lab 08")])
+    (tmp_path / "solutions" / "08_ok.ipynb").write_text(notebook_text(current))
+    (tmp_path / "README.md").write_text(
+        "[![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/old/repo/main)\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["relink"]) == 0
+    assert relink_files(tmp_path / "solutions", tmp_path / "README.md") == [], "idempotent"
+    assert "relinked 2 file(s)" in capsys.readouterr().out
+    assert (tmp_path / "README.md").read_text() == colab.binder_badge() + "\n"
+    assert (tmp_path / "solutions" / "08_ok.ipynb").read_text() == notebook_text(current)
 
 
 def test_labs_are_up_to_date_with_solutions():

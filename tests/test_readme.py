@@ -1,6 +1,7 @@
 """The README stays true: every lab has its row and badge, every module it names exists."""
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,19 @@ def test_quickstart_has_one_command_to_open_the_labs_and_one_to_test():
     assert commands[1].endswith(".venv/bin/pytest") and '".[dev]"' in commands[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert '-e ".[dev]"' in ci and ".venv/bin/pytest" in ci, ".ci/run runs the README's command"
+
+
+def test_students_clone_the_release_never_this_repository():
+    quick = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert colab.student_install_command() in quick
+    instructor_url = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"][
+        "Repository"]
+    assert not re.search(rf"git clone {re.escape(instructor_url)}(\.git)?\s", README)
+    assert colab.REPOSITORY_URL in quick
+
+
+def test_quickstart_states_the_torch_range_of_pyproject():
+    quick = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch = next(r for r in dependencies if r.startswith("torch"))
+    assert f"`{torch}`" in quick

@@ -1,20 +1,29 @@
-"""Colab and Binder: the one place that knows where the repository lives.
+"""Colab and Binder: the one place that knows where the student repository lives.
 
-Every notebook starts with the cell :func:`setup_cell_source` writes (tests check they are
-identical): it does nothing locally and, on Colab only, installs this package from the
-repository and reports whether a GPU is present. The badges link to the same place.
+Students get the labs from the student release (``dlmi-labs release``, pushed to
+:data:`REPOSITORY`), never from the instructor repository that holds the solutions and the
+grader. Every notebook starts with the cell :func:`setup_cell_source` writes (tests check they
+are identical): it does nothing locally and, on Colab only, installs this package from the
+student release and reports whether a GPU is present. The badges link to the same place;
+:func:`relink` rewrites older Colab and Binder links to it.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 import torch
 
-REPOSITORY = "dlmi-labs/dlmi-labs"  # GitHub owner/name
+REPOSITORY = "dlmi-labs/dlmi-labs-student"  # GitHub owner/name of the student release
 BRANCH = "main"
 REPOSITORY_URL = f"https://github.com/{REPOSITORY}"
 PIP_SPEC = f"dlmi-labs @ git+{REPOSITORY_URL}@{BRANCH}"
+
+# a GitHub owner, name or branch (no slash); the rest of a link (the notebook path) is kept
+_PART = r"[A-Za-z0-9_.-]+"
+_COLAB_PREFIX = re.compile(rf"https://colab\.research\.google\.com/github/{_PART}/{_PART}/blob/{_PART}/")
+_BINDER_PREFIX = re.compile(rf"https://mybinder\.org/v2/gh/{_PART}/{_PART}/{_PART}(?![A-Za-z0-9_.-])")
 
 
 def colab_url(notebook_path: str) -> str:
@@ -39,6 +48,24 @@ def colab_badge(notebook_path: str) -> str:
 def binder_badge(notebook_path: str | None = None) -> str:
     """Markdown for the Binder badge."""
     return f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(notebook_path)})"
+
+
+def relink(text: str) -> str:
+    """``text`` with every Colab and Binder link pointing at :data:`REPOSITORY` and
+    :data:`BRANCH`; the notebook path of each link is kept.
+
+    Idempotent: ``relink(relink(t)) == relink(t)``.
+    """
+    text = _COLAB_PREFIX.sub(
+        f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/", text)
+    return _BINDER_PREFIX.sub(f"https://mybinder.org/v2/gh/{REPOSITORY}/{BRANCH}", text)
+
+
+def student_install_command() -> str:
+    """The one shell line that clones the student release, installs it and opens the labs."""
+    folder = REPOSITORY.split("/")[1]
+    return (f"git clone {REPOSITORY_URL}.git && cd {folder} && python3.11 -m venv .venv && "
+            ".venv/bin/pip install -e . && .venv/bin/jupyter lab labs/")
 
 
 def setup_cell_source() -> str:
