@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dlmi_utils.course.notebooks import release
+from dlmi_utils.course.release import release
 
 ROOT = Path(__file__).resolve().parent.parent
 OLDEST_TORCH = "2.13.0"  # the lower bound of torch in pyproject.toml

@@ -20,14 +20,16 @@ from dlmi_utils.course import colab
 from dlmi_utils.course.notebooks import (
     BEGIN_SOLUTION,
     END_SOLUTION,
-    INSTRUCTOR_ONLY_SCRIPTS,
-    RELEASE_ENTRIES,
-    ReleaseError,
     main,
     make_student_notebook,
     notebook_text,
-    release,
     solution_notebooks,
+)
+from dlmi_utils.course.release import (
+    INSTRUCTOR_ONLY_SCRIPTS,
+    RELEASE_ENTRIES,
+    ReleaseError,
+    release,
     student_pyproject,
     toml_text,
 )
