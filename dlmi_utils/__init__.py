@@ -24,7 +24,8 @@ Domains (each imports the base, never another domain)::
 
 Course tooling (imports base and domains)::
 
-    course/     notebooks (dlmi-labs), grading (dlmi-grade), checks (self-checks), colab
+    course/     notebooks (dlmi-labs), release, grading (dlmi-grade; not in the student
+                release), checks (self-checks), colab
 
 Public names are importable from their domain: ``dlmi_utils.mri.MRIForward``,
 ``dlmi_utils.mri.DeepCascade``, ``dlmi_utils.denoising.DilatedDenoiser``, ...
