@@ -3,13 +3,16 @@
 - ``dilated_block(in_channels, out_channels, dilation) -> nn.Module``: 3x3 conv with dilation
   ``d`` (padded to keep the size), batch norm, ReLU;
 - ``residual_loss(R, y, x) -> tensor``: DnCNN's loss ``1/(2N) sum_i ||R(y_i) - (y_i - x_i)||^2``;
-- ``receptive_field_of(kernel_sizes, dilations) -> int``: ``1 + sum_l (k_l - 1) d_l``;
-- ``breast_psnr(ref, x, mask, data_range) -> float``: the PSNR over the pixels of ``mask``.
+- ``receptive_field_of(model) -> int``: ``1 + sum_l (k_l - 1) d_l`` over the ``nn.Conv2d``
+  layers of a stride-1 network, nested ones included;
+- ``breast_psnr(ref, x, data_range, mask) -> float``: the PSNR over the pixels of ``mask``.
 
 Each check compares with the package (:mod:`dlmi_utils.denoising.models`,
-:mod:`dlmi_utils.metrics`) on small cases and recognises the usual slips (padding 1 with a
-dilation, the noise ``x - y`` for ``y - x``, the 1/2 or the batch mean forgotten, an off-by-one
-receptive field, the background averaged into the PSNR).
+:mod:`dlmi_utils.denoising.geometry`, :mod:`dlmi_utils.metrics`) on small cases and recognises
+the usual slips (padding 1 with a dilation, the noise ``x - y`` for ``y - x``, the 1/2 or the
+batch mean forgotten, an off-by-one receptive field, nested convolutions missed, the background
+averaged into the PSNR). :func:`reference_residual_loss` is the loss the lab trains with until
+the student's passes its check (the package has no residual loss of this form).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import nn
 
 from dlmi_utils import metrics
 from dlmi_utils.course.checks import CheckFailed, CheckResult, run_check
+from dlmi_utils.denoising.models import DilatedDenoiser, DnCNN
 
 
 def _generator(seed: int, strict: bool) -> torch.Generator:
@@ -131,14 +135,17 @@ def check_dilated_block(fn: Callable, strict: bool = False, seed: int = 0) -> Ch
 
 
 # ----------------------------------------------------------------------------- residual loss
-def _reference_loss(R, y, x) -> torch.Tensor:
+def reference_residual_loss(R: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor,
+                            x: torch.Tensor) -> torch.Tensor:
+    """DnCNN's loss ``1/(2N) sum_i ||R(y_i) - (y_i - x_i)||_F^2`` for batches ``(N, C, H, W)``
+    of noisy ``y`` and clean ``x``: a 0-d tensor, differentiable through ``R``."""
     return ((R(y) - (y - x)) ** 2).sum() / (2 * y.shape[0])
 
 
 def _loss_hint(got: float, R, y, x) -> str:
     n = y.shape[0]
     r = R(y)
-    right = float(_reference_loss(R, y, x))
+    right = float(reference_residual_loss(R, y, x))
     slips = [
         (float(((r - (x - y)) ** 2).sum() / (2 * n)),
          "the noise is y - x (noisy minus clean), not x - y"),
@@ -183,7 +190,7 @@ def check_residual_loss(fn: Callable, strict: bool = False, seed: int = 0) -> Ch
     def known_value(f):
         y, x = data()
         got = _number(f(half_noise, y, x), "residual_loss")
-        right = float(_reference_loss(half_noise, y, x))
+        right = float(reference_residual_loss(half_noise, y, x))
         if abs(got - right) > 1e-5 * max(1.0, right):
             raise CheckFailed(_loss_hint(got, half_noise, y, x))
 
@@ -196,7 +203,7 @@ def check_residual_loss(fn: Callable, strict: bool = False, seed: int = 0) -> Ch
                               "no numpy): training calls loss.backward()")
         loss.backward()
         with torch.no_grad():
-            got, expected = float(loss.detach()), float(_reference_loss(conv, y, x))
+            got, expected = float(loss.detach()), float(reference_residual_loss(conv, y, x))
             if abs(got - expected) > 1e-5 * max(1.0, expected):
                 raise CheckFailed(_loss_hint(got, conv, y, x))
 
@@ -208,52 +215,79 @@ def check_residual_loss(fn: Callable, strict: bool = False, seed: int = 0) -> Ch
 
 
 # ----------------------------------------------------------------------------- receptive field
+def _convolutions(model: nn.Module) -> tuple[list[int], list[int]]:
+    """Kernel sizes and dilations (along the rows) of every ``nn.Conv2d`` of ``model``."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return [int(m.kernel_size[0]) for m in convs], [int(m.dilation[0]) for m in convs]
+
+
 def _rf(kernel_sizes, dilations) -> int:
     return 1 + sum((k - 1) * d for k, d in zip(kernel_sizes, dilations, strict=True))
 
 
-def _rf_hint(got: int, ks, ds) -> str:
+def _rf_hint(got: int, model: nn.Module) -> str:
+    ks, ds = _convolutions(model)
     right = _rf(ks, ds)
+    top = [m for m in model.children() if isinstance(m, nn.Conv2d)]
     slips = [
         (right - 1, "off by one: a single 3x3 layer sees 3 pixels, r = 1 + sum (k - 1) d"),
         (sum((k - 1) * d for k, d in zip(ks, ds, strict=True)) + len(ks),
          "each layer adds (k - 1) d, not (k - 1) d + 1: start from r = 1"),
         (1 + sum(ds), "each layer adds (k - 1) d: the kernel size matters"),
-        (1 + sum(k - 1 for k in ks), "each layer adds (k - 1) d: the dilation matters"),
+        (1 + sum(k - 1 for k in ks), "each layer adds (k - 1) d: the dilation matters "
+         "(conv.dilation)"),
         (1 + sum(k * d for k, d in zip(ks, ds, strict=True)), "each layer adds (k - 1) d, "
          "not k d: a kernel of size k reaches k - 1 pixels beyond the centre pixel in total"),
-        ((1 + sum((k - 1) * d for k, d in zip(ks, ds, strict=True))) // 2,
-         "that is the radius; return the side of the receptive field"),
+        (right // 2, "that is the radius; return the side of the receptive field"),
+        (1 + sum((m.kernel_size[0] - 1) * m.dilation[0] for m in top),
+         "some convolutions sit inside nested blocks (nn.Sequential in nn.Sequential): "
+         "walk model.modules(), not model.children()"),
     ]
     for value, hint in slips:
         if got == value:
             return hint
-    return f"expected {right} pixels for kernels {list(ks)} and dilations {list(ds)}, got {got}"
+    return (f"expected {right} pixels for convolutions of kernel sizes {ks} and dilations "
+            f"{ds}, got {got}")
+
+
+def _chain(kernel_sizes, dilations) -> nn.Sequential:
+    """Stride-1 convolutions with batch norms and ReLUs between, padded to keep the size."""
+    layers: list[nn.Module] = []
+    for k, d in zip(kernel_sizes, dilations, strict=True):
+        layers += [nn.Conv2d(2, 2, k, padding=(k - 1) * d // 2, dilation=d), nn.BatchNorm2d(2),
+                   nn.ReLU()]
+    return nn.Sequential(*layers[:-2])
 
 
 def check_receptive_field_of(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
-    """``receptive_field_of(kernel_sizes, dilations) -> int``: ``1 + sum_l (k_l - 1) d_l``."""
+    """``receptive_field_of(model) -> int``: ``1 + sum_l (k_l - 1) d_l`` over the model's
+    ``nn.Conv2d`` layers (all of stride 1), nested ones included."""
     rng = np.random.default_rng(seed + (7919 if strict else 0))
 
-    def case(ks, ds):
+    def case(build):
         def run(f):
-            got = f(list(ks), list(ds))
+            model = build()
+            got = f(model)
             if isinstance(got, float) and got.is_integer():
                 got = int(got)
             if not isinstance(got, (int, np.integer)) or isinstance(got, bool):
                 raise CheckFailed(f"return an int (a number of pixels), got {type(got).__name__}")
-            if int(got) != _rf(ks, ds):
-                raise CheckFailed(_rf_hint(int(got), ks, ds))
+            if int(got) != _rf(*_convolutions(model)):
+                raise CheckFailed(_rf_hint(int(got), model))
         return run
 
     n = int(rng.integers(3, 9))
     ks = [int(k) for k in rng.choice([3, 5, 7], size=n)]
     ds = [int(d) for d in rng.integers(1, 5, size=n)]
+    depth = 11 if strict else 17
+    dilations = (1, 3, 5, 3, 1) if strict else (1, 2, 3, 4, 3, 2, 1)
     return run_check("receptive_field_of", fn, [
-        ("one 3x3 layer", case([3], [1])),
-        ("DnCNN, 17 layers of 3x3", case([3] * 17, [1] * 17)),
-        ("IRCNN dilations 1,2,3,4,3,2,1", case([3] * 7, [1, 2, 3, 4, 3, 2, 1])),
-        ("random kernels and dilations", case(ks, ds)),
+        ("one 3x3 convolution", case(lambda: nn.Conv2d(1, 1, 5 if strict else 3))),
+        (f"DnCNN, {depth} layers of 3x3 in nested blocks",
+         case(lambda: DnCNN(features=4, depth=depth))),
+        (f"dilated net, dilations {','.join(map(str, dilations))}",
+         case(lambda: DilatedDenoiser(features=4, dilations=dilations))),
+        ("random kernels and dilations, batch norms between", case(lambda: _chain(ks, ds))),
     ])
 
 
@@ -278,7 +312,8 @@ def _breast_hint(got: float, ref, x, mask, dr) -> str:
 
 
 def check_breast_psnr(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
-    """``breast_psnr(ref, x, mask, data_range) -> float``: PSNR over the mask's pixels."""
+    """``breast_psnr(ref, x, data_range, mask) -> float``: PSNR over the mask's pixels (the
+    arguments of ``metrics.psnr``)."""
     rng = np.random.default_rng(seed + (7919 if strict else 0))
     shape = (37, 29) if strict else (24, 24)
 
@@ -295,7 +330,7 @@ def check_breast_psnr(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
         mask = np.zeros(shape, bool)
         mask[3:-3, 3:-3] = True
         x = ref + np.where(mask, 0.1, 0.5)
-        got = _number(f(ref, x, mask, 1.0), "breast_psnr")
+        got = _number(f(ref, x, 1.0, mask), "breast_psnr")
         if abs(got - 20.0) > 1e-6:
             raise CheckFailed("error 0.1 inside the mask, 0.5 outside, data_range 1: expected "
                               f"20 dB; {_breast_hint(got, ref, x, mask, 1.0)}")
@@ -303,16 +338,16 @@ def check_breast_psnr(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
     def matches_metrics(f):
         ref, x, mask = problem()
         dr = 2.0 if strict else 1.0
-        got = _number(f(ref, x, mask, dr), "breast_psnr")
+        got = _number(f(ref, x, dr, mask), "breast_psnr")
         if abs(got - metrics.psnr(ref, x, data_range=dr, mask=mask)) > 1e-6:
             raise CheckFailed(_breast_hint(got, ref, x, mask, dr))
 
     def background_ignored(f):
         ref, x, mask = problem()
-        a = _number(f(ref, x, mask, 1.0), "breast_psnr")
+        a = _number(f(ref, x, 1.0, mask), "breast_psnr")
         x2 = x.copy()
         x2[~mask] = rng.random(int((~mask).sum()))
-        b = _number(f(ref, x2, mask, 1.0), "breast_psnr")
+        b = _number(f(ref, x2, 1.0, mask), "breast_psnr")
         if abs(a - b) > 1e-9:
             raise CheckFailed("changing the pixels outside the mask changed the PSNR: "
                               + _breast_hint(a, ref, x, mask, 1.0))
