@@ -12,6 +12,12 @@ slips: a missing ``ifftshift`` / ``fftshift`` ("off by an fftshift"), a norm tha
 orthonormal ("scale off by sqrt(N)"), the inverse transform for the forward one, a real output
 (``.real``, ``np.abs``) where k-space or ``x_u`` is complex, rows instead of columns, the wrong
 number of columns, an unsampled or off-centre centre, an unapplied or transposed mask.
+
+:func:`random_cartesian_mask` and :func:`zero_filled` are the package's own rules
+(``sampling.RandomCartesianMask``, ``MRIForward.zero_filled``) with the exercises' signatures:
+the lab goes on with them until the student's functions pass their checks
+(:func:`dlmi_utils.course.checks.yours_or_reference`). The FFT exercises need no such reference:
+:mod:`dlmi_utils.fourier` has the same signatures.
 """
 
 from __future__ import annotations
@@ -72,6 +78,23 @@ def _close(got: np.ndarray, expected: np.ndarray, tol: float = 1e-5) -> bool:
         return False
     error = float(np.linalg.norm(got - expected))
     return error <= tol * max(float(np.linalg.norm(expected)), 1e-12)
+
+
+# ----------------------------------------------------------------------------- references
+def random_cartesian_mask(shape: tuple[int, int], acceleration: float,
+                          center_fraction: float = 0.08, seed: int = 0) -> np.ndarray:
+    """``(H, W)`` bool: the package's random Cartesian mask, with the exercise's signature.
+
+    ``N_low = round(W * center_fraction)`` central columns plus ``round(W / R) - N_low`` others
+    drawn uniformly without replacement with ``np.random.default_rng(seed)``.
+    """
+    return RandomCartesianMask(acceleration, center_fraction)(shape, seed=seed)
+
+
+def zero_filled(kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``x_u = F^H M s`` ``(..., H, W)`` complex of k-space ``s`` ``(..., H, W)`` and one mask
+    ``(H, W)``: the package's operator ``MRIForward(mask)``, with the exercise's signature."""
+    return MRIForward(mask).zero_filled(kspace)
 
 
 # ----------------------------------------------------------------------------- fft2c, ifft2c
