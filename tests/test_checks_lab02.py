@@ -5,7 +5,7 @@ import pytest
 
 from dlmi_utils.course.checks import lab02
 from dlmi_utils.fourier import fft2c, ifft2c
-from dlmi_utils.mri import MRIForward, cs, data_consistency
+from dlmi_utils.mri import cs, data_consistency
 
 
 # ----------------------------------------------------------------------------- right answers
@@ -23,17 +23,20 @@ def _ista_step(x, y, physics, wavelet, lam, alpha):
     return wavelet.inverse(cs.soft_threshold(wavelet.forward(z), lam * alpha))
 
 
-def _package_dc_step(x_d, y, mask, nu=None):
-    return data_consistency(x_d, y, MRIForward(mask), nu)
-
-
-def _dc_step(x_d, y, mask, nu=None):
+def _dc_step(x_d, y, physics, nu=None):
     k = fft2c(x_d)
     if nu is None:
-        k = np.where(mask, y, k)
+        k = np.where(physics.mask, y, k)
     else:
-        k = np.where(mask, (k + nu * y) / (1 + nu), k)
+        k = np.where(physics.mask, (k + nu * y) / (1 + nu), k)
     return ifft2c(k)
+
+
+def _dc_step_with_operator(x_d, y, physics, nu=None):
+    """The hard form as a projection: x_d + A^H (y - A x_d); the soft one in k-space."""
+    if nu is None:
+        return x_d + physics.A_adjoint(y - physics.A(x_d))
+    return _dc_step(x_d, y, physics, nu)
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -45,7 +48,8 @@ def _dc_step(x_d, y, mask, nu=None):
         (lab02.check_soft_threshold, cs.soft_threshold),
         (lab02.check_ista_step, _ista_step),
         (lab02.check_dc_step, _dc_step),
-        (lab02.check_dc_step, _package_dc_step),
+        (lab02.check_dc_step, _dc_step_with_operator),
+        (lab02.check_dc_step, data_consistency),
     ],
 )
 def test_right_answers_pass(check, fn, strict):
@@ -162,8 +166,8 @@ def test_ista_step_that_edits_its_input_fails():
 
 # ----------------------------------------------------------------------------- DC step
 def _dc_with(rule):
-    def dc(x_d, y, mask, nu=None):
-        return ifft2c(rule(fft2c(x_d), y, mask.astype(bool), nu))
+    def dc(x_d, y, physics, nu=None):
+        return ifft2c(rule(fft2c(x_d), y, physics.mask.astype(bool), nu))
 
     return dc
 
@@ -175,17 +179,17 @@ def _hard_or_soft(k, y, m, nu):
 @pytest.mark.parametrize(
     "wrong,hint",
     [
-        (lambda x, y, m, nu=None: _hard_or_soft(fft2c(x), y, m, nu), "you returned k-space"),
+        (lambda x, y, P, nu=None: _hard_or_soft(fft2c(x), y, P.mask, nu), "you returned k-space"),
         (_dc_with(lambda k, y, m, nu: _hard_or_soft(k, y, ~m, nu)), "mask inverted"),
         (_dc_with(lambda k, y, m, nu: _hard_or_soft(k, y, m, nu) * m), "must not be set to zero"),
-        (lambda x, y, m, nu=None: np.fft.ifft2(_hard_or_soft(np.fft.fft2(x), y, m, nu)),
+        (lambda x, y, P, nu=None: np.fft.ifft2(_hard_or_soft(np.fft.fft2(x), y, P.mask, nu)),
          "centred orthonormal FFT"),
         (_dc_with(lambda k, y, m, nu: np.where(m, y if nu is None else (nu * k + y) / (1 + nu), k)),
          "nu weighs the measured data"),
         (_dc_with(lambda k, y, m, nu: np.where(m, y if nu is None else k + nu * y, k)),
          "divide by (1 + nu)"),
         (_dc_with(lambda k, y, m, nu: np.where(m, y, k)), "not y itself"),
-        (lambda x, y, m, nu=None: x.copy(), "nothing changed"),
+        (lambda x, y, P, nu=None: x.copy(), "nothing changed"),
     ],
     ids=["kspace", "inverted", "zeroed", "uncentred", "swapped", "no-division", "hard-always",
          "identity"],
@@ -195,8 +199,8 @@ def test_dc_step_slips_get_their_hint(wrong, hint):
 
 
 def test_dc_step_that_edits_its_input_fails():
-    def in_place(x_d, y, mask, nu=None):
-        y[~mask] = fft2c(x_d)[~mask]
+    def in_place(x_d, y, physics, nu=None):
+        y[~physics.mask] = fft2c(x_d)[~physics.mask]
         return ifft2c(y)
 
     _fails_with(lab02.check_dc_step(in_place), "in place")
@@ -206,8 +210,8 @@ def test_dc_step_that_edits_its_input_fails():
 def test_strict_uses_other_sizes_and_seeds():
     """An answer that only works on the self-check's sizes fails the grader's checks."""
 
-    def only_for_16x16(x_d, y, mask, nu=None):
-        return _package_dc_step(x_d, y, mask, nu) if x_d.shape == (16, 16) else x_d
+    def only_for_16x16(x_d, y, physics, nu=None):
+        return data_consistency(x_d, y, physics, nu) if x_d.shape == (16, 16) else x_d
 
     def only_for_32x32(x, y, physics, wavelet, lam, alpha):
         if x.shape != (32, 32):

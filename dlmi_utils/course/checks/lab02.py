@@ -4,8 +4,10 @@
   ``t ||z||_1``: shrink the magnitude by ``t``, keep the phase;
 - ``ista_step(x, y, physics, wavelet, lam, alpha) -> x_new``: one ISTA iteration
   ``x <- W^H soft(W (x - alpha A^H (A x - y)), lam alpha)``;
-- ``dc_step(x_d, y, mask, nu=None) -> x``: the data consistency of the dictionary method,
-  in k-space: measured samples put back (``nu=None``) or averaged with weight ``nu``.
+- ``dc_step(x_d, y, physics, nu=None) -> x``: the data consistency of the dictionary method,
+  in k-space: measured samples (``physics.mask``) put back (``nu=None``) or averaged with
+  weight ``nu``; the signature of the package's :func:`dlmi_utils.mri.data_consistency`, so
+  a lab can go on with either.
 
 Each check compares with :mod:`dlmi_utils.mri.cs` (``soft_threshold``, ``ista_wavelet``,
 ``OrthoWavelet``) and the package's DC layer (:func:`dlmi_utils.mri.data_consistency`, whose
@@ -275,7 +277,7 @@ def _dc_hint(got, x_d, y, mask, nu) -> str:
     slips = [
         (rule(s, y, mask), "you returned k-space: go back to the image with ifft2c"),
         (ifft2c(rule(s, y, ~mask)), "mask inverted: the measured y replaces F x_d where "
-                                    "mask is True (the sampled set Omega)"),
+                                    "physics.mask is True (the sampled set Omega)"),
         (ifft2c(rule(s, y, mask) * mask), "off the mask keep F x_d: the unsampled entries "
                                           "must not be set to zero"),
         (plain, "use the centred orthonormal FFT (fft2c / ifft2c): the mask and y have the "
@@ -304,12 +306,13 @@ def _dc_hint(got, x_d, y, mask, nu) -> str:
 
 
 def check_dc_step(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
-    """``dc_step(x_d, y, mask, nu=None) -> x``: image ``(H, W)`` complex, like
-    ``dlmi_utils.mri.data_consistency(x_d, y, MRIForward(mask), lam=nu)``."""
+    """``dc_step(x_d, y, physics, nu=None) -> x``: image ``(H, W)`` complex, like
+    ``dlmi_utils.mri.data_consistency(x_d, y, physics, lam=nu)`` for a single-coil
+    ``physics`` (an :class:`~dlmi_utils.mri.MRIForward`, whose ``mask`` is ``Omega``)."""
     rng = _rng(seed, strict)
 
     def run(f, x_d, y, mask, nu):
-        got = _array(f(x_d, y, mask, nu), "dc_step", x_d.shape)
+        got = _array(f(x_d, y, MRIForward(mask), nu), "dc_step", x_d.shape)
         if not _close(got, data_consistency(x_d, y, MRIForward(mask), nu)):
             raise CheckFailed(_dc_hint(got, x_d, y, mask, nu))
         return got
@@ -324,7 +327,7 @@ def check_dc_step(fn: Callable, strict: bool = False, seed: int = 0) -> CheckRes
         x_d, y, mask = _dc_problem(rng, strict)
         if not _close(run(f, x_d, y, mask, 0.0), x_d):
             raise CheckFailed("nu = 0 trusts x_d only: the output must be x_d")
-        big = _array(f(x_d, y, mask, 1e9), "dc_step", x_d.shape)
+        big = _array(f(x_d, y, MRIForward(mask), 1e9), "dc_step", x_d.shape)
         if not _close(big, data_consistency(x_d, y, MRIForward(mask)), 1e-4):
             raise CheckFailed("a very large nu must give the noiseless result (nu=None)")
 
@@ -332,13 +335,14 @@ def check_dc_step(fn: Callable, strict: bool = False, seed: int = 0) -> CheckRes
         x_d, _, mask = _dc_problem(rng, strict)
         x_true = _complex(rng, x_d.shape)
         full = np.ones_like(mask)
-        got = _array(f(x_d, fft2c(x_true), full, None), "dc_step", x_d.shape)
+        got = _array(f(x_d, fft2c(x_true), MRIForward(full), None), "dc_step", x_d.shape)
         if not _close(got, x_true):
             raise CheckFailed("with every sample measured (full mask) the output is F^H y: "
                               + _dc_hint(got, x_d, fft2c(x_true), full, None))
 
     def inputs_untouched(f):
-        _untouched(f, (*_dc_problem(rng, strict), None), "dc_step")
+        x_d, y, mask = _dc_problem(rng, strict)
+        _untouched(f, (x_d, y, MRIForward(mask), None), "dc_step")
 
     return run_check("dc_step", fn, [
         ("noiseless: measured samples put back", noiseless),
