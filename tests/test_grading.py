@@ -451,8 +451,24 @@ def test_real_lab_solution_gets_full_marks_and_untouched_lab_zero(solution, tmp_
     spec = LabSpec.from_solution(solution)
     options = GradeOptions(limits=Limits(total=600, cell=300, check=120), exercises_only=True)
     full = grade_notebook(solution, spec, options, "solution")
-    assert full.points == spec.max_points, [e.feedback for e in full.exercises]
+    assert full.points == spec.exercise_points, [e.feedback for e in full.exercises]
+    assert not any(e.delegated for e in full.exercises)
+    assert [q.answer for q in full.questions] == [q.model_answer for q in spec.questions]
+    assert full.to_mark == spec.max_points - spec.exercise_points
     zero = grade_notebook(ROOT / "labs" / solution.name, spec, options, "untouched")
-    assert zero.points == 0
+    assert zero.points == 0 and zero.to_mark == 0
     for e in zero.exercises:
         assert "not implemented yet" in e.feedback
+    for q in zero.questions:
+        assert q.answer is None and q.feedback.startswith("unanswered")
+
+
+@pytest.mark.notebooks
+def test_memory_cap_turns_a_huge_allocation_into_a_memory_error(tmp_path, spec, fixture_env):
+    hog = _insert(_solution(), 6, "import numpy as np\nblock = np.ones(2**32, dtype=np.uint8)")
+    capped = GradeOptions(limits=Limits(total=30, cell=20, check=20, memory=1_500_000_000))
+    grade = grade_notebook(_write(hog, tmp_path, "hog.ipynb"), spec, capped)
+    assert grade.points == 3
+    assert "cell 7 (`import numpy as np`) raised MemoryError" in " ".join(grade.notes)
+    with pytest.raises(ValueError, match="memory must be positive"):
+        Limits(memory=0)

@@ -6,7 +6,11 @@ kernel, every exercise is graded by its check with ``strict=True`` and the grade
 sizes and seeds than the self-checks, so answers hard-coded for those fail)
 (:mod:`~dlmi_utils.course.grading.inkernel`). Exercises, check functions and points come from the
 solution notebook (:mod:`~dlmi_utils.course.grading.lab`); rows go to a CSV as each student is done,
-with a feedback file per student (:mod:`~dlmi_utils.course.grading.grade`).
+with a feedback file per student (:mod:`~dlmi_utils.course.grading.grade`,
+:mod:`~dlmi_utils.course.grading.gradefile`), several students at a time with ``--jobs``. An
+exercise that only returns the package's reference gets no points
+(:mod:`~dlmi_utils.course.grading.delegation`). Answers to "predict, then run" questions are
+collected for marking by hand, and the marks merged back (:mod:`~dlmi_utils.course.grading.marks`).
 
 The grader runs the students' code: it is not a sandbox. Run it as a user that can lose
 nothing (a container), and read any surprising score.
@@ -21,11 +25,14 @@ import importlib
 
 _WHERE = {
     "main": "cli",
-    "COLUMNS": "grade", "ExerciseGrade": "grade", "GradeOptions": "grade",
+    "COLUMNS": "gradefile",
+    "ExerciseGrade": "grade", "GradeOptions": "grade", "QuestionGrade": "grade",
     "StudentGrade": "grade", "feedback_dir_for": "grade", "grade_notebook": "grade",
     "grade_submissions": "grade", "submission_files": "grade", "summarize": "grade",
     "Limits": "kernel",
-    "Exercise": "lab", "LabSpec": "lab", "find_solution": "lab", "student_id": "lab",
+    "Exercise": "lab", "LabSpec": "lab", "Question": "lab", "find_solution": "lab",
+    "student_id": "lab",
+    "answers_dir_for": "marks", "merge_marks": "marks",
 }
 __all__ = sorted(_WHERE)
 

@@ -5,36 +5,58 @@ lab, a kernel that dies or hangs, an exercise that does not compile or is missin
 zero points on what they affect with a feedback line saying why, and the rest is graded. When
 the kernel dies or hangs in a cell, the grader starts a fresh kernel with only the setup and
 exercise cells, without that cell, and grades what is left (at most ``max_sessions`` kernels).
+
+A folder is graded ``jobs`` notebooks at a time, each in its own kernel with its own limits.
+Each student's feedback file, then rows, are written as soon as they are graded; at the end
+(or on Ctrl-C) the CSV is put in a stable order, by student then the lab's items, whatever
+finished first. Answers to questions are collected from the notebooks for marking by hand
+(:mod:`~dlmi_utils.course.grading.marks`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import re
 import secrets
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
 
-from dlmi_utils.course.grading.kernel import CellEvent, Limits, run_session
+from dlmi_utils.course.grading.gradefile import (
+    append_rows,
+    read_rows,
+    same_lab,
+    sort_rows,
+    students_done,
+)
+from dlmi_utils.course.grading.kernel import CellEvent, Limits, Stopper, run_session
 from dlmi_utils.course.grading.lab import (
     Exercise,
     LabSpec,
     cells_to_run,
     defining_cells,
     similar_names,
+    student_answers,
     student_id,
     wrong_lab_reason,
 )
+from dlmi_utils.course.grading.marks import (
+    TO_MARK,
+    UNANSWERED,
+    answers_dir_for,
+    question_heading,
+    safe_name,
+    total_line,
+    write_answer_files,
+    write_marks_template,
+)
 from dlmi_utils.course.notebooks import NB_VERSION
 
-COLUMNS = ["student", "lab", "exercise", "points", "max_points", "feedback"]
 MAX_FEEDBACK = 500  # characters of feedback in one CSV cell (the feedback file has it all)
 MAX_FILE_BYTES = 200_000_000
 
@@ -58,6 +80,18 @@ class ExerciseGrade:
     max_points: float
     feedback: str  # one line, for the CSV
     details: list[str] = field(default_factory=list)  # every check message, for the file
+    delegated: bool = False  # the function was, or only called, the package's reference
+
+
+@dataclass
+class QuestionGrade:
+    """An answer marked by hand: ``points`` None until marked (0 when unanswered)."""
+
+    question: str
+    points: float | None
+    max_points: float
+    feedback: str
+    answer: str | None  # the student's text
 
 
 @dataclass
@@ -68,31 +102,55 @@ class StudentGrade:
     exercises: list[ExerciseGrade]
     notes: list[str] = field(default_factory=list)  # about the notebook as a whole
     grader_errors: list[str] = field(default_factory=list)  # the instructor's problem
+    questions: list[QuestionGrade] = field(default_factory=list)
 
     @property
     def points(self) -> float:
-        return sum(e.points for e in self.exercises)
+        """Exercise points, and the points of answers marked so far."""
+        return sum(e.points for e in self.exercises) + sum(q.points or 0 for q in self.questions)
 
     @property
     def max_points(self) -> float:
-        return sum(e.max_points for e in self.exercises)
+        return sum(e.max_points for e in self.exercises) + sum(q.max_points
+                                                               for q in self.questions)
+
+    @property
+    def to_mark(self) -> float:
+        """Points of the answers still to be marked by hand."""
+        return sum(q.max_points for q in self.questions if q.points is None)
+
+    def rows(self) -> list[dict]:
+        """The CSV rows: the exercises, then the questions, in the lab's order."""
+        rows = [{"student": self.student, "lab": self.lab, "exercise": e.exercise,
+                 "points": f"{e.points:g}", "max_points": f"{e.max_points:g}",
+                 "delegated": "yes" if e.delegated else "no", "feedback": e.feedback}
+                for e in self.exercises]
+        rows += [{"student": self.student, "lab": self.lab, "exercise": q.question,
+                  "points": "" if q.points is None else f"{q.points:g}",
+                  "max_points": f"{q.max_points:g}", "delegated": "", "feedback": q.feedback}
+                 for q in self.questions]
+        return rows
 
 
 def grade_notebook(
     path: Path | str, spec: LabSpec, options: GradeOptions | None = None,
     student: str | None = None,
+    stopper: Stopper | None = None,
 ) -> StudentGrade:
-    """Run one submitted notebook in fresh kernels and grade every exercise of ``spec``."""
+    """Run one submitted notebook in fresh kernels and grade every exercise of ``spec``.
+
+    Its answers to the lab's questions are read (not run) and left to mark by hand.
+    ``stopper`` ends the grading (``KeyboardInterrupt``) when stopped.
+    """
     options = options or GradeOptions()
     path = Path(path)
     student = student or student_id(path)
-    nb, problem = _read(path)
-    if problem is None:
-        problem = wrong_lab_reason(nb, spec)
+    nb, problem = read_submission(path, spec)
     if problem is not None:
         return StudentGrade(student, spec.number, path, [
             ExerciseGrade(e.name, 0.0, e.points, _one_line(problem)) for e in spec.exercises
-        ], [problem])
+        ], [problem], questions=_question_grades(spec, {}, problem))
+    questions = _question_grades(spec, student_answers(nb, spec))
     for cell in nb.cells:  # stored outputs are never looked at (and may be megabytes)
         if cell.cell_type == "code":
             cell.outputs = []
@@ -107,7 +165,7 @@ def grade_notebook(
     for _ in range(options.max_sessions):
         cells = cells_to_run(nb, spec, exercises_only, skip)
         session = run_session(cells, remaining, options.limits, options.seed, nonce,
-                              options.kernel_name)
+                              options.kernel_name, stopper)
         events += session.events
         outcomes.update(session.outcomes)
         if session.broke_at is None:
@@ -130,7 +188,28 @@ def grade_notebook(
         grades.append(grade)
         if outcomes.get(e.name, {}).get("status") == "grader_error":
             grader_errors.append(f"{e.name}: {'; '.join(outcomes[e.name].get('messages', []))}")
-    return StudentGrade(student, spec.number, path, grades, notes, grader_errors)
+    return StudentGrade(student, spec.number, path, grades, notes, grader_errors, questions)
+
+
+def read_submission(path: Path, spec: LabSpec) -> tuple[nbformat.NotebookNode | None, str | None]:
+    """The submitted notebook, or why it cannot be graded as lab ``spec``."""
+    nb, problem = _read(path)
+    if problem is None:
+        problem = wrong_lab_reason(nb, spec)
+    return (nb, None) if problem is None else (None, problem)
+
+
+def _question_grades(spec: LabSpec, answers: dict[str, str | None],
+                     problem: str | None = None) -> list[QuestionGrade]:
+    grades = []
+    for q in spec.questions:
+        answer = answers.get(q.name)
+        if answer is None:
+            text = UNANSWERED + (f" ({problem})" if problem else "")
+            grades.append(QuestionGrade(q.name, 0.0, q.points, _one_line(text), None))
+        else:
+            grades.append(QuestionGrade(q.name, None, q.points, TO_MARK, answer))
+    return grades
 
 
 def _read(path: Path) -> tuple[nbformat.NotebookNode | None, str | None]:
@@ -176,8 +255,8 @@ def _exercise_grade(e: Exercise, outcome: dict | None, nb, events, skip, options
         text = "your function raised an error on the grader's cases: " + "; ".join(messages[:2])
     elif status == "missing":
         text = _missing_text(e, nb, events, skip)
-    elif status == "imported":
-        text = messages[0]
+    elif status in ("imported", "delegated"):
+        text = "0 points: " + messages[0]
     elif status == "timeout":
         text = (f"the grader's checks of `{e.function}` did not finish within "
                 f"{outcome['seconds']:g} s: an endless loop, or far too slow?")
@@ -189,7 +268,8 @@ def _exercise_grade(e: Exercise, outcome: dict | None, nb, events, skip, options
                + "; ".join(messages[:1])
     else:
         text = "not graded: the kernel died or hung each time the grader ran your notebook"
-    return ExerciseGrade(e.name, points, e.points, _one_line(text), messages)
+    return ExerciseGrade(e.name, points, e.points, _one_line(text), messages,
+                         delegated=status in ("imported", "delegated"))
 
 
 def _missing_text(e: Exercise, nb, events: list[CellEvent], skip: set[int]) -> str:
@@ -265,113 +345,160 @@ def grade_submissions(
     options: GradeOptions | None = None,
     log: Callable[[str], None] = print,
     preflight: bool = True,
+    jobs: int = 1,
 ) -> list[StudentGrade]:
-    """Grade every submission not yet in ``out_csv``; append its rows as soon as it is done.
+    """Grade every submission not yet in ``out_csv``, ``jobs`` at a time; save each when done.
 
     Students already in the CSV for this lab are skipped (an interrupted run resumes); a
     student whose rows are incomplete is removed from it and graded again. With ``preflight``
     the solution notebook is graded first and must get full marks (else ``ValueError``: the
-    kernel or the checks are not set up right, and no student is graded). Returns the grades
-    made by this call; the summary printed covers the whole CSV for this lab.
+    kernel or the checks are not set up right, and no student is graded). At the end, and on
+    Ctrl-C, the CSV is sorted and the answer files of the questions are written. Returns the
+    grades made by this call; the summary printed covers the whole CSV for this lab.
     """
+    if jobs < 1:
+        raise ValueError(f"--jobs must be 1 or more, got {jobs}")
     options = options or GradeOptions()
     out_csv = Path(out_csv)
     files = submission_files(submissions)
-    done = _students_done(out_csv, spec)
-    feedback_dir = feedback_dir_for(out_csv)
-    grades = []
-    if preflight and set(files) - done:
-        check_solution_gets_full_marks(spec, options, log)
-    for number, (student, path) in enumerate(files.items(), start=1):
+    done = students_done(out_csv, spec.number, spec.item_names, log)
+    todo = {s: p for s, p in files.items() if s not in done}
+    for number, student in enumerate(files, start=1):
         if student in done:
             log(f"[{number}/{len(files)}] {student}: already in {out_csv.name}, skipped")
-            continue
-        log(f"[{number}/{len(files)}] {student} ({path.name}) ...")
+    if preflight and todo:
+        check_solution_gets_full_marks(spec, options, log)
+    grades: list[StudentGrade] = []
+    try:
+        if todo:
+            grades = _grade_all(todo, files, spec, out_csv, options, log, jobs)
+    finally:
+        sort_rows(out_csv, spec.number, spec.item_names)
+        if spec.questions:
+            answers_dir = answers_dir_for(out_csv)
+            answers, why_none = _all_answers(files, spec)
+            write_answer_files(answers, spec, answers_dir, why_none)
+            write_marks_template(out_csv, spec, answers_dir)
+    log(format_summary(summarize(out_csv, spec)))
+    if spec.questions:
+        log(f"answers to mark by hand: {answers_dir_for(out_csv)}/ (then dlmi-grade "
+            "merge-marks)")
+    return grades
+
+
+def _grade_all(todo: dict[str, Path], files: dict[str, Path], spec: LabSpec, out_csv: Path,
+               options: GradeOptions, log: Callable[[str], None], jobs: int) -> list[StudentGrade]:
+    """Grade ``todo`` in ``jobs`` threads (each runs its own kernels); save in this thread."""
+    position = {s: k for k, s in enumerate(files, start=1)}
+    lock = threading.Lock()
+    stopper = Stopper()
+
+    def say(text: str) -> None:
+        with lock:
+            log(text)
+
+    def grade_one(student: str, path: Path) -> tuple[StudentGrade, float]:
+        say(f"[{position[student]}/{len(files)}] {student} ({path.name}) ...")
         start = time.monotonic()
         try:
-            grade = grade_notebook(path, spec, options, student)
+            grade = grade_notebook(path, spec, options, student, stopper)
+        except KeyboardInterrupt:
+            raise
         except Exception as e:  # a grader bug must not stop the others: grade this one by hand
             problem = f"the grader failed on this notebook ({type(e).__name__}: {e})"
             grade = StudentGrade(student, spec.number, path, [
                 ExerciseGrade(x.name, 0.0, x.points, _one_line(problem + ": graded by hand"))
-                for x in spec.exercises], [problem], [problem])
-        _append_rows(out_csv, grade)
-        write_feedback(grade, spec, feedback_dir, options)
-        grades.append(grade)
-        extra = f"; {len(grade.notes)} note(s) on the notebook" if grade.notes else ""
-        log(f"    {grade.points:g}/{grade.max_points:g} points in {time.monotonic() - start:.0f} s"
-            f"{extra}")
-        for error in grade.grader_errors:
-            log(f"    GRADER ERROR (check the lab's checks module): {error}")
-    log(format_summary(summarize(out_csv, spec)))
+                for x in spec.exercises], [problem], [problem],
+                _question_grades(spec, {}, problem + ": graded by hand"))
+        return grade, time.monotonic() - start
+
+    grades = []
+    feedback_dir = feedback_dir_for(out_csv)
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dlmi-grade")
+    with _terminate_as_interrupt():
+        try:
+            submitted = {pool.submit(grade_one, s, p): s for s, p in todo.items()}
+            pending = set(submitted)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=submitted.get):
+                    grade, seconds = future.result()
+                    # feedback first: rows without their file would be skipped on resuming
+                    write_feedback(grade, spec, feedback_dir, options)
+                    append_rows(out_csv, grade.rows())
+                    grades.append(grade)
+                    _log_grade(say, grade, seconds)
+        except BaseException:
+            stopper.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     return grades
+
+
+def _log_grade(say: Callable[[str], None], grade: StudentGrade, seconds: float) -> None:
+    extra = f"; {len(grade.notes)} note(s) on the notebook" if grade.notes else ""
+    extra += f"; {grade.to_mark:g} points of answers to mark" if grade.to_mark else ""
+    delegated = [e.exercise for e in grade.exercises if e.delegated]
+    extra += f"; delegated to the package: {', '.join(delegated)}" if delegated else ""
+    say(f"    {grade.student}: {grade.points:g}/{grade.max_points:g} points in {seconds:.0f} s"
+        f"{extra}")
+    for error in grade.grader_errors:
+        say(f"    GRADER ERROR (check the lab's checks module): {error}")
+
+
+class _terminate_as_interrupt:
+    """In the main thread, SIGTERM raises ``KeyboardInterrupt`` (so kernels are stopped too)."""
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    @staticmethod
+    def _raise(signum, frame) -> None:
+        raise KeyboardInterrupt("terminated")
+
+
+def _all_answers(files: dict[str, Path], spec: LabSpec
+                 ) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
+    """Every submission's answers (read, not run), and why a notebook has none."""
+    answers, why_none = {}, {}
+    for student, path in files.items():
+        nb, problem = read_submission(path, spec)
+        answers[student] = {} if nb is None else student_answers(nb, spec)
+        if problem is not None:
+            why_none[student] = problem
+    return answers, why_none
 
 
 def check_solution_gets_full_marks(spec: LabSpec, options: GradeOptions,
                                    log: Callable[[str], None] = print) -> StudentGrade:
-    """Grade the solution itself (setup and exercise cells); ``ValueError`` unless full marks."""
+    """Grade the solution itself (setup and exercise cells); ``ValueError`` unless full marks.
+
+    Its answers to the questions must also be found (they are the model answers).
+    """
     log(f"preflight: grading the solution {spec.path.name} (it must get full marks) ...")
     grade = grade_notebook(spec.path, spec, replace(options, exercises_only=True), "solution")
-    if grade.points < grade.max_points:
-        problems = "; ".join(f"{e.exercise}: {e.feedback}" for e in grade.exercises
-                             if e.points < e.max_points)
+    lost = [e for e in grade.exercises if e.points < e.max_points]
+    if lost:
+        points = sum(e.points for e in grade.exercises)
+        most = sum(e.max_points for e in grade.exercises)
+        problems = "; ".join(f"{e.exercise}: {e.feedback}" for e in lost)
         raise ValueError(
-            f"the solution gets {grade.points:g}/{grade.max_points:g} points in the grader, so "
+            f"the solution gets {points:g}/{most:g} points in the grader, so "
             f"nobody was graded. Is dlmi_utils importable in the kernel (--kernel "
             f"{options.kernel_name}) and are the checks right? {problems}")
+    unfound = [q.question for q in grade.questions if q.answer is None]
+    if unfound:
+        raise ValueError(f"the grader finds no answer to {', '.join(unfound)} in the solution "
+                         f"{spec.path.name}: check the answer cells' metadata")
     return grade
-
-
-def _read_rows(out_csv: Path) -> list[dict]:
-    with open(out_csv, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames != COLUMNS:
-            raise ValueError(f"{out_csv} is not a grades file of dlmi-grade (its columns are "
-                             f"{reader.fieldnames}, expected {COLUMNS}): choose another --out")
-        return list(reader)
-
-
-def _students_done(out_csv: Path, spec: LabSpec) -> set[str]:
-    """Students with a complete set of rows for this lab; incomplete ones are removed."""
-    if not out_csv.exists() or out_csv.stat().st_size == 0:
-        return set()
-    rows = _read_rows(out_csv)
-    wanted = {e.name for e in spec.exercises}
-    seen: dict[str, set[str]] = {}
-    for row in rows:
-        if _same_lab(row.get("lab"), spec.number) and None not in row.values():
-            seen.setdefault(row["student"], set()).add(row["exercise"])
-    done = {s for s, exercises in seen.items() if exercises >= wanted}
-    keep = [r for r in rows if not _same_lab(r.get("lab"), spec.number) or r["student"] in done]
-    if len(keep) != len(rows):  # an interrupted write: rewrite without the partial student
-        tmp = out_csv.with_suffix(out_csv.suffix + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, COLUMNS)
-            writer.writeheader()
-            writer.writerows({k: r.get(k) or "" for k in COLUMNS} for r in keep)
-        os.replace(tmp, out_csv)
-    return done
-
-
-def _same_lab(value: str | None, number: str) -> bool:
-    return value is not None and value.strip().isdigit() and int(value) == int(number)
-
-
-def _append_rows(out_csv: Path, grade: StudentGrade) -> None:
-    """Append one student's rows in a single write, flushed to disk."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    new = not out_csv.exists() or out_csv.stat().st_size == 0
-    if new:
-        writer.writerow(COLUMNS)
-    for e in grade.exercises:
-        writer.writerow([grade.student, grade.lab, e.exercise, f"{e.points:g}",
-                         f"{e.max_points:g}", e.feedback])
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_csv, "a", newline="", encoding="utf-8") as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def write_feedback(grade: StudentGrade, spec: LabSpec, folder: Path, options: GradeOptions) -> Path:
@@ -383,43 +510,58 @@ def write_feedback(grade: StudentGrade, spec: LabSpec, folder: Path, options: Gr
         f"Submission `{grade.submission.name}`, graded by `dlmi-grade` with checks stronger "
         f"than the self-checks (other sizes, seed {options.seed}).",
         "",
-        f"**Total: {grade.points:g} / {grade.max_points:g} points**",
+        total_line(grade.points, grade.max_points, grade.to_mark),
         "",
     ]
     for e in grade.exercises:
         lines += [f"## `{e.exercise}`: {e.points:g} / {e.max_points:g}", "", e.feedback, ""]
         lines += [f"- {_one_line(m)}" for m in e.details if m not in e.feedback]
         lines += [""] if e.details else []
+    for q in grade.questions:
+        lines += [question_heading(q.question, q.points, q.max_points), "", q.feedback, ""]
     if grade.notes:
         lines += ["## About your notebook", ""] + [f"- {_one_line(n)}" for n in grade.notes]
         lines.append("")
-    path = folder / (re.sub(r"[^\w.-]", "_", grade.student) + ".md")
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path = folder / (safe_name(grade.student) + ".md")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    tmp.replace(path)
     return path
 
 
 def summarize(out_csv: Path | str, spec: LabSpec) -> list[dict]:
-    """Per exercise of ``spec``: students, mean points, full marks, from the CSV."""
+    """Per exercise and question of ``spec``: students, mean points, full marks, from the CSV.
+
+    A question's mean is over the marked answers (None before any); ``to_mark`` counts the
+    others.
+    """
     out_csv = Path(out_csv)
-    rows = _read_rows(out_csv) if out_csv.exists() else []
-    rows = [r for r in rows if _same_lab(r["lab"], spec.number)]
+    rows = [r for r in read_rows(out_csv) if same_lab(r["lab"], spec.number)]
     summary = []
-    for e in spec.exercises:
-        points = [float(r["points"]) for r in rows if r["exercise"] == e.name]
+    items = [(e.name, e.points) for e in spec.exercises]
+    items += [(q.name, q.points) for q in spec.questions]
+    for name, most in items:
+        mine = [r for r in rows if r["exercise"] == name]
+        points = [float(r["points"]) for r in mine if r["points"].strip()]
         summary.append({
-            "exercise": e.name,
-            "max_points": e.points,
-            "students": len(points),
-            "mean": sum(points) / len(points) if points else 0.0,
-            "full_marks": sum(p >= e.points for p in points),
+            "exercise": name,
+            "max_points": most,
+            "students": len(mine),
+            "mean": sum(points) / len(points) if points else None,
+            "full_marks": sum(p >= most for p in points),
+            "to_mark": len(mine) - len(points),
+            "delegated": sum(r.get("delegated") == "yes" for r in mine),
         })
     return summary
 
 
 def format_summary(summary: list[dict]) -> str:
-    head = f"{'exercise':<24}{'students':>9}{'mean':>8}{'max':>6}{'full marks':>12}"
+    head = (f"{'exercise':<24}{'students':>9}{'mean':>8}{'max':>6}{'full marks':>12}"
+            f"{'to mark':>9}{'delegated':>11}")
     lines = ["", head, "-" * len(head)]
     for s in summary:
-        lines.append(f"{s['exercise']:<24}{s['students']:>9}{s['mean']:>8.2f}"
-                     f"{s['max_points']:>6g}{s['full_marks']:>12}")
+        mean = "-" if s["mean"] is None else f"{s['mean']:.2f}"
+        lines.append(f"{s['exercise']:<24}{s['students']:>9}{mean:>8}"
+                     f"{s['max_points']:>6g}{s['full_marks']:>12}{s['to_mark']:>9}"
+                     f"{s['delegated']:>11}")
     return "\n".join(lines)

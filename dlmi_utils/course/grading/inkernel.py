@@ -15,6 +15,8 @@ import importlib
 import os
 from typing import TYPE_CHECKING
 
+from dlmi_utils.course.grading.delegation import delegation
+
 if TYPE_CHECKING:  # the kernel imports this module: keep it free of the grader's imports
     from dlmi_utils.course.grading.lab import Exercise
 
@@ -37,7 +39,9 @@ def grade(namespace: dict, function: str, module: str, check: str, seed: int, no
 
     Statuses: those of :class:`dlmi_utils.course.checks.CheckResult`, ``"missing"`` when the
     notebook defines no ``function``, ``"imported"`` when it is the package's own (imported
-    from ``dlmi_utils``), ``"grader_error"`` when the check itself failed to run.
+    from ``dlmi_utils``), ``"delegated"`` when its body only returns the package's reference
+    (:mod:`~dlmi_utils.course.grading.delegation`; the check is not run), ``"grader_error"``
+    when the check itself failed to run.
     """
     payload: dict = {"nonce": nonce, "function": function}
     try:
@@ -47,6 +51,10 @@ def grade(namespace: dict, function: str, module: str, check: str, seed: int, no
         elif origin.split(".")[0] == "dlmi_utils":  # the package's solution, imported
             payload.update(status="imported", messages=[
                 f"`{function}` comes from {origin}, not from your exercise cell: write your own"])
+        elif (reason := delegation(namespace[function])) is not None:
+            payload.update(status="delegated", messages=[
+                f"`{function}` hands the work to the package: {reason}. Write the computation "
+                "yourself (the package's version is there to compare with, after the exercise)"])
         else:
             checks = importlib.import_module(module)
             with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
@@ -65,6 +73,23 @@ def grade(namespace: dict, function: str, module: str, check: str, seed: int, no
         payload.update(status="grader_error", messages=[_short(f"{type(e).__name__}: {e}")])
     _display(payload)
     return payload
+
+
+def memory_limit_source(max_bytes: int) -> str:
+    """The cell that caps the kernel's data memory at ``max_bytes`` (``RLIMIT_DATA``, hard).
+
+    Past it an allocation raises ``MemoryError`` in the student's cell instead of exhausting
+    the machine. Where ``resource`` is missing (Windows) the cell does nothing.
+    """
+    return (
+        "try:\n"
+        "    import resource as _dlmi_resource\n"
+        f"    _dlmi_resource.setrlimit(_dlmi_resource.RLIMIT_DATA, ({int(max_bytes)}, "
+        f"{int(max_bytes)}))\n"
+        "    del _dlmi_resource\n"
+        "except (ImportError, AttributeError, ValueError, OSError):\n"
+        "    pass"
+    )
 
 
 def _short(text) -> str:

@@ -1,13 +1,16 @@
 """Run a submission's cells, then the grader's strict checks, in one fresh kernel.
 
 Limits: each cell gets ``Limits.cell`` seconds and the submission's cells together
-``Limits.total``; each exercise's strict checks get ``Limits.check``. A cell that runs past its
-limit is interrupted; if the kernel does not answer afterwards it is *stuck* and the session
-ends. A watchdog thread kills the kernel's process group after a hard limit, whatever happens
-(a flood of output, a kernel that ignores interrupts). Printed output is counted, not kept, so
-megabytes of prints cost no memory; error tracebacks are kept, shortened.
+``Limits.total``; each exercise's strict checks get ``Limits.check``; with ``Limits.memory`` the
+kernel's data memory is capped (an allocation past it raises ``MemoryError``). A cell that runs
+past its limit is interrupted; if the kernel does not answer afterwards it is *stuck* and the
+session ends. A watchdog thread kills the kernel's process group after a hard limit, whatever
+happens (a flood of output, a kernel that ignores interrupts). Printed output is counted, not
+kept, so megabytes of prints cost no memory; error tracebacks are kept, shortened.
 
 The kernel runs in an empty temporary folder; nothing of the student's is copied there.
+Sessions may run in several threads at once (``dlmi-grade --jobs``): each has its own kernel,
+limits and watchdog, and a shared :class:`Stopper` ends them all on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
 from nbformat.v4 import output_from_msg
 
-from dlmi_utils.course.grading.inkernel import GRADE_MIME, grading_cell_source
+from dlmi_utils.course.grading.inkernel import (
+    GRADE_MIME,
+    grading_cell_source,
+    memory_limit_source,
+)
 from dlmi_utils.course.grading.lab import Exercise
 
 TIMEOUT_ENAME = "DlmiGraderTimeout"  # the error nbclient reports for a cell past its limit
@@ -47,11 +54,46 @@ class Limits:
     cell: float = 600.0  # one cell
     check: float = 120.0  # the strict checks of one exercise
     output: int = 1_000_000  # characters one cell may print before the feedback says so
+    memory: int | None = None  # bytes of data memory of the kernel (None: no cap)
 
     def __post_init__(self) -> None:
         for name in ("total", "cell", "check", "output"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit {name} must be positive, got {getattr(self, name)}")
+        if self.memory is not None and self.memory <= 0:
+            raise ValueError(f"limit memory must be positive or None, got {self.memory}")
+
+
+class Stopper:
+    """Stops every session that shares it: kills their kernels, and later ones never start.
+
+    A session that sees :meth:`stop` raises ``KeyboardInterrupt`` (its student is not graded)
+    instead of taking the killed kernel for the student's doing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: set[NotebookClient] = set()
+        self.stopped = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            clients = list(self._clients)
+        for client in clients:
+            _kill_kernel(client)
+
+    def add(self, client: NotebookClient) -> None:
+        with self._lock:
+            self._clients.add(client)
+            stopped = self.stopped
+        if stopped:
+            _kill_kernel(client)
+            raise KeyboardInterrupt("grading stopped")
+
+    def discard(self, client: NotebookClient) -> None:
+        with self._lock:
+            self._clients.discard(client)
 
 
 @dataclass
@@ -113,14 +155,24 @@ def run_session(
     seed: int,
     nonce: str,
     kernel_name: str = "python3",
+    stopper: Stopper | None = None,
 ) -> SessionResult:
-    """Run ``cells`` (submission index, source) then grade ``exercises`` in a fresh kernel."""
-    return run_sync(_run_session)(cells, exercises, limits, seed, nonce, kernel_name)
+    """Run ``cells`` (submission index, source) then grade ``exercises`` in a fresh kernel.
+
+    Raises ``KeyboardInterrupt`` when ``stopper`` was stopped (Ctrl-C), before or during it.
+    """
+    stopper = stopper or Stopper()
+    if stopper.stopped:
+        raise KeyboardInterrupt("grading stopped")
+    return run_sync(_run_session)(cells, exercises, limits, seed, nonce, kernel_name, stopper)
 
 
-async def _run_session(cells, exercises, limits, seed, nonce, kernel_name) -> SessionResult:
+async def _run_session(cells, exercises, limits, seed, nonce, kernel_name,
+                       stopper) -> SessionResult:
     result = SessionResult()
     nb = nbformat.v4.new_notebook()
+    if limits.memory is not None:  # the grader's cell, before any of the student's
+        cells = [(None, memory_limit_source(limits.memory)), *cells]
     nb.cells = [nbformat.v4.new_code_cell(src) for _, src in cells]
     nb.cells += [nbformat.v4.new_code_cell(grading_cell_source(e, seed, nonce)) for e in exercises]
     with tempfile.TemporaryDirectory(prefix="dlmi-grade-") as workdir:
@@ -141,18 +193,20 @@ async def _run_session(cells, exercises, limits, seed, nonce, kernel_name) -> Se
         # terminal: what the student prints reaches the grader through the kernel's messages
         async with client.async_setup_kernel(stdout=subprocess.DEVNULL,
                                              stderr=subprocess.DEVNULL):
-            stop = _StopOnSignal(client)
+            stopper.add(client)
             watchdog = _Watchdog(client, hard_limit)
             try:
-                await _run_cells(client, cells, limits, result)
-                if result.broke_at is None:
-                    await _run_checks(client, len(cells), exercises, limits, nonce, result)
+                with _StopOnSignal(stopper):
+                    await _run_cells(client, cells, limits, result)
+                    if result.broke_at is None:
+                        await _run_checks(client, len(cells), exercises, limits, nonce, result)
             finally:
                 watchdog.cancel()
+                stopper.discard(client)
             if watchdog.fired:
                 result.events.append(CellEvent(None, "watchdog", (
                     f"the grader killed the kernel at its hard limit of {hard_limit:.0f} s")))
-    if stop.signalled:  # Ctrl-C: stop grading, this student's rows are not written
+    if stopper.stopped:  # Ctrl-C: stop grading, this student's rows are not written
         raise KeyboardInterrupt("grading interrupted")
     return result
 
@@ -268,25 +322,35 @@ def _kill_kernel(client: NotebookClient) -> None:
 
 
 class _StopOnSignal:
-    """On Ctrl-C or SIGTERM, kill the kernel and remember it, so the grading run stops.
+    """While a session runs in the main thread, Ctrl-C or SIGTERM stop ``stopper``'s sessions.
 
     (nbclient's own handler would only shut the kernel down, and the grader would take that
-    for a student's dead kernel.)
+    for a student's dead kernel.) The previous handlers come back when the session ends.
+    Sessions in other threads leave signals to the main thread, which stops the shared
+    :class:`Stopper` itself.
     """
 
-    def __init__(self, client: NotebookClient) -> None:
-        self.signalled = False
-        self._client = client
+    def __init__(self, stopper: Stopper) -> None:
+        self._stopper = stopper
+        self._installed: list[tuple[int, object]] = []
+
+    def __enter__(self) -> _StopOnSignal:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
             try:
-                loop.add_signal_handler(sig, self._stop)
+                loop.add_signal_handler(sig, self._stopper.stop)
             except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread, or Windows: Ctrl-C works as Python's default
+                continue  # not the main thread, or Windows: Ctrl-C works as Python's default
+            self._installed.append((sig, previous))
+        return self
 
-    def _stop(self) -> None:
-        self.signalled = True
-        _kill_kernel(self._client)
+    def __exit__(self, *exc) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, previous in self._installed:
+            loop.remove_signal_handler(sig)
+            if previous is not None:
+                signal.signal(sig, previous)
 
 
 class _Watchdog:

@@ -6,6 +6,11 @@ A solution notebook ``solutions/NN_name.ipynb`` follows CONTRIBUTING.md: each ex
 function is imported in a setup cell (``from dlmi_utils.course.checks.labNN import check_<name>``),
 which tells the grader which module holds it.
 
+A "predict, then run" question is a markdown cell (tag ``question``) directly followed by its
+answer cell: markdown, nbgrader ``solution: true``, ``grade: true``, ``grade_id: <name>``,
+``points``, tag ``answer``, source ``### BEGIN SOLUTION`` / the model answer / ``### END
+SOLUTION`` (``_YOUR ANSWER HERE_`` in the student lab). Answers are marked by hand.
+
 This module also reads what a submission claims to be (title, exercise ids) and picks the cells
 the grader runs; the submission's metadata is only a hint there, never a source of points.
 """
@@ -20,10 +25,19 @@ from pathlib import Path
 
 import nbformat
 
-from dlmi_utils.course.notebooks import NB_VERSION, solution_notebooks
+from dlmi_utils.course.notebooks import (
+    ANSWER_HERE,
+    BEGIN_SOLUTION,
+    END_SOLUTION,
+    NB_VERSION,
+    solution_notebooks,
+)
 
 SETUP_TAG = "setup"
 EXERCISE_TAG = "exercise"
+QUESTION_TAG = "question"
+ANSWER_TAG = "answer"
+QUESTION_START = "**Predict, then run.**"
 _TITLE = re.compile(r"^#\s*Lab\s+(\d+)\b", re.IGNORECASE | re.MULTILINE)
 _STUDENT = re.compile(r"^(?P<student>.+?)_(?P<lab>\d\d)(?:_.*)?$")
 
@@ -40,6 +54,17 @@ class Exercise:
 
 
 @dataclass(frozen=True)
+class Question:
+    """One question whose answer is marked by hand (the CSV's ``exercise`` column: ``name``)."""
+
+    name: str  # the answer cell's grade_id
+    points: float
+    text: str  # the question cell's markdown
+    model_answer: str  # between the solution markers of the answer cell
+    text_after: str = ""  # the solution's cell after the answer (an answer deleted is not it)
+
+
+@dataclass(frozen=True)
 class LabSpec:
     """A lab as its solution notebook defines it."""
 
@@ -48,17 +73,29 @@ class LabSpec:
     path: Path
     exercises: tuple[Exercise, ...]
     setup_sources: tuple[str, ...]  # the solution's setup cells (used when a submission lost its)
+    questions: tuple[Question, ...] = ()
+
+    @property
+    def exercise_points(self) -> float:
+        return sum(e.points for e in self.exercises)
 
     @property
     def max_points(self) -> float:
-        return sum(e.points for e in self.exercises)
+        """Exercises and questions together."""
+        return self.exercise_points + sum(q.points for q in self.questions)
+
+    @property
+    def item_names(self) -> list[str]:
+        """The CSV's ``exercise`` values, in the order of its rows: exercises, then questions."""
+        return [e.name for e in self.exercises] + [q.name for q in self.questions]
 
     @classmethod
     def from_solution(cls, path: Path | str, checks_module: str | None = None) -> LabSpec:
         """Read the exercises, their points and check functions from a solution notebook.
 
         ``checks_module`` overrides where the check functions are imported from. Raises
-        ``ValueError`` when an exercise is not followed by a check cell with points.
+        ``ValueError`` when an exercise is not followed by a check cell with points, or an
+        answer cell lacks its question, points or solution markers.
         """
         path = Path(path)
         match = re.match(r"(\d\d)_", path.name)
@@ -94,7 +131,99 @@ class LabSpec:
                     "student's exercise defines: a student whose cell fails would be graded on "
                     "it. Import the module instead (`from dlmi_utils import metrics`)."
                 )
-        return cls(match[1], notebook_title(nb) or path.stem, path, tuple(exercises), setup)
+        questions = tuple(_questions(nb, path.name))
+        names = [e.name for e in exercises] + [q.name for q in questions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{path.name}: two exercises or questions share a grade_id: "
+                             f"{', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+        return cls(match[1], notebook_title(nb) or path.stem, path, tuple(exercises), setup,
+                   questions)
+
+
+def is_answer_cell(cell) -> bool:
+    """A markdown cell that holds the answer to a question (by nbgrader metadata or tag)."""
+    meta = _nbgrader(cell)
+    return cell.get("cell_type") == "markdown" and (
+        ANSWER_TAG in _tags(cell) or bool(meta.get("solution") and meta.get("grade")))
+
+
+def is_question_cell(cell) -> bool:
+    return cell.get("cell_type") == "markdown" and (
+        QUESTION_TAG in _tags(cell) or cell.get("source", "").lstrip().startswith(QUESTION_START))
+
+
+def _questions(nb: nbformat.NotebookNode, where: str) -> list[Question]:
+    questions = []
+    for i, cell in enumerate(nb.cells):
+        if not is_answer_cell(cell):
+            continue
+        meta = _nbgrader(cell)
+        name = meta.get("grade_id")
+        fix = (f"{where}: answer cell {i} ({name or 'no grade_id'}) must follow its question "
+               "cell (markdown, tag question) and carry nbgrader grade_id, points, grade and "
+               "solution, with the model answer between the solution markers (see "
+               "CONTRIBUTING.md)")
+        before = nb.cells[i - 1] if i > 0 else None
+        if not name or not meta.get("points") or before is None or not is_question_cell(before):
+            raise ValueError(fix)
+        model = solution_text(cell.source)
+        if BEGIN_SOLUTION not in cell.source or not model:
+            raise ValueError(fix)
+        after = nb.cells[i + 1].source if i + 1 < len(nb.cells) else ""
+        questions.append(Question(name, float(meta["points"]), before.source.strip(), model,
+                                  after))
+    return questions
+
+
+def solution_text(source: str) -> str:
+    """The text of an answer cell without the solution markers and the placeholder."""
+    lines = [line for line in source.splitlines()
+             if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION, ANSWER_HERE)]
+    return "\n".join(lines).strip()
+
+
+def student_answers(nb: nbformat.NotebookNode, spec: LabSpec) -> dict[str, str | None]:
+    """``{question name: the submission's answer, or None when unanswered}``.
+
+    The answer cell is found by its grade_id (several cells with it are joined); when the
+    metadata was lost, it is the cell right after the question's text, unless that cell is the
+    lab's next one. An answer appended to the question cell itself counts too. An answer cell
+    left at ``_YOUR ANSWER HERE_`` (or empty) is unanswered.
+    """
+    by_id: dict[str, list[str]] = {}
+    for cell in nb.cells:
+        grade_id = _nbgrader(cell).get("grade_id")
+        if cell.get("cell_type") in ("markdown", "raw") and grade_id:
+            by_id.setdefault(grade_id, []).append(cell.source)
+    answers: dict[str, str | None] = {}
+    for q in spec.questions:
+        text = "\n\n".join(by_id[q.name]) if q.name in by_id else _answer_by_position(nb, q)
+        answers[q.name] = solution_text(text or "") or None
+    return answers
+
+
+def _answer_by_position(nb: nbformat.NotebookNode, q: Question) -> str | None:
+    question, after = _words(q.text), _words(q.text_after)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        words = _words(cell.source)
+        if words != question:
+            if question and words.startswith(question):  # answered inside the question cell
+                source = cell.source.strip()
+                return source[len(q.text):] if source.startswith(q.text) else words[len(question):]
+            continue
+        following = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+        if (following is None or following.cell_type not in ("markdown", "raw")
+                or is_question_cell(following) or _nbgrader(following).get("grade_id")
+                or (after and _words(following.source) == after)):
+            return None
+        return following.source
+    return None
+
+
+def _words(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def find_solution(solutions_dir: Path | str, lab: str | int) -> Path:
@@ -148,6 +277,7 @@ def wrong_lab_reason(nb: nbformat.NotebookNode, spec: LabSpec) -> str | None:
             break
     ids = {_nbgrader(c).get("grade_id") for c in nb.cells} - {None}
     ours = {e.name for e in spec.exercises} | {f"{e.name}_check" for e in spec.exercises}
+    ours |= {q.name for q in spec.questions}
     if ids and not ids & ours:
         return (f"none of this notebook's exercises ({', '.join(sorted(ids))}) belong to Lab "
                 f"{spec.number} ({', '.join(e.name for e in spec.exercises)}): wrong notebook?")
