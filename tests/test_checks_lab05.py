@@ -1,5 +1,7 @@
 """checks.lab05: right answers pass (self-check and strict), usual slips get the hint."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -160,6 +162,17 @@ def _step_tensors(*args):
 def test_train_step_slips_get_hints(wrong, hint):
     _fails_with(lab05.check_train_step(wrong), hint)
 
+
+def test_reference_train_step_moves_both_networks_like_the_model_answer():
+    """The lab falls back on reference_train_step: it must be the exercise's step, exactly."""
+    torch.manual_seed(0)
+    gen, disc = lab05._tiny_pair(0, strict=False)
+    gen_b, disc_b = (copy.deepcopy(m) for m in (gen, disc))
+    real, z = torch.rand(4, 1, 32, 32) * 2 - 1, torch.randn(4, gen.nz)
+    got = lab05.reference_train_step(gen, disc, *lab05._optimizers(gen, disc), real, z)
+    want = _train_step(gen_b, disc_b, *lab05._optimizers(gen_b, disc_b), real, z)
+    assert got == pytest.approx(want, rel=1e-5)
+    assert lab05._same(gen, gen_b) and lab05._same(disc, disc_b)
 
 
 @pytest.mark.parametrize("check,right", [

@@ -49,6 +49,11 @@ def tissue_dice(ref, est):
     (lab07.check_cubic_along_z, cubic_along_z),
     (lab07.check_consistency_projection, consistency_projection),
     (lab07.check_tissue_dice, tissue_dice),
+    (lab07.check_thick_slices, lab07.reference_thick_slices),
+    (lab07.check_thick_slices_adjoint, lab07.reference_thick_slices_adjoint),
+    (lab07.check_cubic_along_z, lab07.reference_cubic_along_z),
+    (lab07.check_consistency_projection, lab07.reference_consistency_projection),
+    (lab07.check_tissue_dice, lab07.reference_tissue_dice),
 ])
 def test_right_answers_pass(check, fn, strict):
     result = check(fn, strict=strict, seed=3)
@@ -122,3 +127,13 @@ def test_unfinished_exercise_reports_not_implemented():
     def stub(*args):
         raise NotImplementedError("thick_slices is not implemented yet")
     assert lab07.check_thick_slices(stub).status == "not_implemented"
+
+
+def test_nearest_neighbour_at_the_centres_is_the_scaled_back_projection():
+    """Lab 07 draws its nearest-neighbour baseline as F A^T y: the same as interpolate_z's."""
+    from dlmi_utils.superres import interpolate_z
+
+    y = np.random.default_rng(0).random((7, 3, 4))
+    for f in range(2, 7):
+        np.testing.assert_allclose(f * lab07.reference_thick_slices_adjoint(y, f, 7 * f),
+                                   interpolate_z(y, f, "nearest", axis=0), atol=1e-12)

@@ -6,7 +6,10 @@ the usual slips (labels swapped, a sum instead of a mean, the saturating minimax
 ``log(sigmoid(.))`` that overflows). The gradient penalty is run on critics whose gradient is
 known, and on a critic that records where it was evaluated (one ``eps`` per sample, between
 real and fake). The training step is compared, parameter by parameter, with
-``discriminator_step`` then ``generator_step`` of :mod:`dlmi_utils.gan.training` on tiny networks.
+:func:`reference_train_step` (``discriminator_step`` then ``generator_step`` of
+:mod:`dlmi_utils.gan.training`) on tiny networks; the lab trains its DCGAN with the student's
+step once it passes, with that reference until then
+(:func:`dlmi_utils.course.checks.yours_or_reference`).
 """
 
 from __future__ import annotations
@@ -242,6 +245,15 @@ def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
                for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
+def reference_train_step(generator: torch.nn.Module, discriminator: torch.nn.Module,
+                         opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                         real: torch.Tensor, z: torch.Tensor) -> tuple[float, float]:
+    """``train_step``'s reference: the package's ``discriminator_step`` then ``generator_step``
+    with the non-saturating losses and the same codes ``z``; returns ``(d_loss, g_loss)``."""
+    d_loss = discriminator_step(generator, discriminator, opt_d, real, z, "ns")["d_loss"]
+    return d_loss, generator_step(generator, discriminator, opt_g, z, "ns")
+
+
 def check_train_step(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
     """``train_step(generator, discriminator, opt_g, opt_d, real, z) -> (d_loss, g_loss)``:
     one discriminator update on ``real`` and ``G(z)``, then one generator update with the
@@ -258,8 +270,7 @@ def check_train_step(fn: Callable, strict: bool = False, seed: int = 0) -> Check
             real = torch.rand(batch, 1, 32, 32, generator=g) * 2 - 1
             z = torch.randn(batch, gen.nz, generator=g)
             outs.append(f(gen, disc, opts[0], opts[1], real.clone(), z.clone()))
-            d = discriminator_step(ref_g, ref_d, ref_opts[1], real, z, "ns")
-            ref_outs.append((d["d_loss"], generator_step(ref_g, ref_d, ref_opts[0], z, "ns")))
+            ref_outs.append(reference_train_step(ref_g, ref_d, ref_opts[0], ref_opts[1], real, z))
         return gen, disc, ref_g, ref_d, outs, ref_outs
 
     def returns_two_floats(f):

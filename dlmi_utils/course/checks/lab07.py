@@ -12,6 +12,10 @@ compares with :mod:`dlmi_utils.superres` on small random volumes and recognises 
 slips (one slice picked instead of the slab's mean, a sum instead of a mean, the weight
 ``1 / F`` of the adjoint forgotten, ``scipy.ndimage.zoom``'s placement, a slab overwritten
 instead of shifted, IoU instead of Dice).
+
+``reference_<exercise>`` is the package's counterpart with the exercise's signature: what the
+checks compare with, and what the lab goes on with until the student's function passes
+(:func:`dlmi_utils.course.checks.yours_or_reference`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,36 @@ def _physics(factor: int) -> ThickSliceForward:
     return ThickSliceForward(factor, "boxcar", axis=0)
 
 
+# ----------------------------------------------------------------------------- references
+TISSUES = {"csf": 1, "gm": 2, "wm": 3}
+
+
+def reference_thick_slices(x: np.ndarray, factor: int) -> np.ndarray:
+    """``thick_slices``: the boxcar ``ThickSliceForward(factor).A`` along axis 0."""
+    return _physics(factor).A(x)
+
+
+def reference_thick_slices_adjoint(y: np.ndarray, factor: int, n_slices: int) -> np.ndarray:
+    """``thick_slices_adjoint``: ``ThickSliceForward(factor).A_adjoint`` along axis 0."""
+    return _physics(factor).A_adjoint(y, n_slices)
+
+
+def reference_cubic_along_z(y: np.ndarray, factor: int) -> np.ndarray:
+    """``cubic_along_z``: ``interpolate_z(y, factor, "cubic")`` along axis 0."""
+    return interpolate_z(y, factor, "cubic", axis=0)
+
+
+def reference_consistency_projection(x_sr: np.ndarray, y: np.ndarray,
+                                     factor: int) -> np.ndarray:
+    """``consistency_projection``: ``ThickSliceForward(factor).project`` along axis 0."""
+    return _physics(factor).project(x_sr, y)
+
+
+def reference_tissue_dice(ref_labels: np.ndarray, est_labels: np.ndarray) -> dict[str, float]:
+    """``tissue_dice``: :func:`dlmi_utils.metrics.dice` of labels 1 (CSF), 2 (GM), 3 (WM)."""
+    return {name: dice(ref_labels == k, est_labels == k) for name, k in TISSUES.items()}
+
+
 # ----------------------------------------------------------------------------- A
 def _forward_hint(x, f, got) -> str:
     k = x.shape[0] // f
@@ -82,7 +116,7 @@ def check_thick_slices(fn: Callable, strict: bool = False, seed: int = 0) -> Che
         for factor in _factors(strict):
             x = rng.normal(size=(7 * factor, 4, 5))
             got = _array(f(x.copy(), factor), "thick_slices", (7, 4, 5))
-            if not _close(got, _physics(factor).A(x)):
+            if not _close(got, reference_thick_slices(x, factor)):
                 raise CheckFailed(f"factor {factor}: " + _forward_hint(x, factor, got))
 
     def remainder_dropped(f):
@@ -93,7 +127,7 @@ def check_thick_slices(fn: Callable, strict: bool = False, seed: int = 0) -> Che
             raise CheckFailed(f"{x.shape[0]} thin slices make {x.shape[0] // factor} whole thick "
                               "slices: drop the last incomplete slab")
         got = _array(got, "thick_slices", (5, 3, 3))
-        if not _close(got, _physics(factor).A(x)):
+        if not _close(got, reference_thick_slices(x, factor)):
             raise CheckFailed(_forward_hint(x, factor, got))
 
     def input_untouched(f):
@@ -137,7 +171,7 @@ def check_thick_slices_adjoint(fn: Callable, strict: bool = False, seed: int = 0
         factor = 5 if strict else 4
         y = rng.normal(size=(4, 2, 3))
         got = _call(f, y, factor, 4 * factor)
-        if not _close(got, _physics(factor).A_adjoint(y)):
+        if not _close(got, reference_thick_slices_adjoint(y, factor, 4 * factor)):
             if _close(got, np.tile(y, (factor, 1, 1)) / factor):
                 raise CheckFailed("slab k is the contiguous block F k ... F k + F - 1: repeat "
                                   "each thick slice (np.repeat), do not tile the stack")
@@ -150,7 +184,7 @@ def check_thick_slices_adjoint(fn: Callable, strict: bool = False, seed: int = 0
         if not np.all(got[4 * factor:] == 0):
             raise CheckFailed("the last n_slices - K F thin slices are measured by no thick "
                               "slice: the adjoint puts 0 there")
-        if not _close(got, _physics(factor).A_adjoint(y, 4 * factor + 2)):
+        if not _close(got, reference_thick_slices_adjoint(y, factor, 4 * factor + 2)):
             raise CheckFailed("thin slices F k ... F k + F - 1 all get y[k] / F")
 
     return run_check("thick_slices_adjoint", fn, [
@@ -178,7 +212,7 @@ def _interp_hint(y, factor, got) -> str:
     for value, hint in slips:
         if _close(got, value, 1e-4):
             return hint
-    ref = interpolate_z(y, factor, "cubic", axis=0)
+    ref = reference_cubic_along_z(y, factor)
     inner = slice(2 * factor, -2 * factor)
     if _close(got[inner], ref[inner], 1e-4):
         return "right inside, wrong near the first and last slices: use mode='nearest'"
@@ -203,7 +237,7 @@ def check_cubic_along_z(fn: Callable, strict: bool = False, seed: int = 0) -> Ch
         for factor in _factors(strict):
             y = rng.uniform(size=(6, 3, 4))
             got = _array(f(y.copy(), factor), "cubic_along_z", (6 * factor, 3, 4))
-            if not _close(got, interpolate_z(y, factor, "cubic", axis=0), 1e-4):
+            if not _close(got, reference_cubic_along_z(y, factor), 1e-4):
                 raise CheckFailed(f"factor {factor}: " + _interp_hint(y, factor, got))
 
     return run_check("cubic_along_z", fn, [
@@ -246,7 +280,7 @@ def check_consistency_projection(fn: Callable, strict: bool = False,
         factor = 3 if strict else 4
         x_sr, y = _case(factor)
         got = _array(f(x_sr.copy(), y.copy(), factor), "consistency_projection", x_sr.shape)
-        if not _close(got, _physics(factor).project(x_sr, y)):
+        if not _close(got, reference_consistency_projection(x_sr, y, factor)):
             raise CheckFailed("A(output) = y, but it is not the nearest such volume to x_sr: "
                               + _hint(x_sr, y, factor, got))
 
@@ -266,7 +300,7 @@ def check_consistency_projection(fn: Callable, strict: bool = False,
         if not _close(got[-2:], x_sr[-2:]):
             raise CheckFailed("the last thin slices, past K F, are measured by no thick slice: "
                               "leave them as they are")
-        if not _close(got, _physics(factor).project(x_sr, y)):
+        if not _close(got, reference_consistency_projection(x_sr, y, factor)):
             raise CheckFailed(_hint(x_sr, y, factor, got))
 
     def inputs_untouched(f):
@@ -286,7 +320,6 @@ def check_consistency_projection(fn: Callable, strict: bool = False,
 
 
 # ----------------------------------------------------------------------------- Dice
-TISSUES = {"csf": 1, "gm": 2, "wm": 3}
 
 
 def check_tissue_dice(fn: Callable, strict: bool = False, seed: int = 0) -> CheckResult:
@@ -301,14 +334,11 @@ def check_tissue_dice(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
                               f"{sorted(got) if isinstance(got, dict) else type(got).__name__}")
         return got
 
-    def _expected(ref, est):
-        return {name: dice(ref == k, est == k) for name, k in TISSUES.items()}
-
     def random_labels(f):
         ref = rng.integers(0, 4, size=shape).astype(np.uint8)
         est = np.where(rng.random(shape) < 0.3, rng.integers(0, 4, size=shape), ref)
         est = est.astype(np.uint8)
-        got, expected = _call(f, ref, est), _expected(ref, est)
+        got, expected = _call(f, ref, est), reference_tissue_dice(ref, est)
         for name, k in TISSUES.items():
             value = float(got[name])
             if abs(value - expected[name]) < 1e-9:
