@@ -7,8 +7,9 @@ magnitudes against ``|x|`` (PSNR and SSIM from :mod:`dlmi_utils.metrics`, ``data
 reference). Methods:
 
 - ``zero_filled``: ``x_u = F^H M y``;
-- ``fista_wavelet``: :func:`dlmi_utils.mri.cs.fista_wavelet`, orthonormal db4 (periodization,
-  4 levels), plain; ``fista_wavelet_shift``: the same with ``random_shift=True``;
+- ``fista_wavelet``: :func:`dlmi_utils.mri.cs.fista_wavelet` with its defaults, orthonormal
+  db4 (periodization, 4 levels) with random shifts (cycle spinning);
+  ``fista_wavelet_plain``: the same with ``random_shift=False`` (the fixed basis);
 - ``tv``: :func:`dlmi_utils.mri.cs.tv_reconstruction` (isotropic); ``tv_anisotropic``: its
   anisotropic form, SigPy's regulariser;
 - ``dictionary``: :func:`dlmi_utils.mri.cs.dictionary_learning_recon` (its defaults);
@@ -60,7 +61,7 @@ MASKS = {"cartesian": "random", "poisson": "poisson"}
 METHODS = (
     "zero_filled",
     "fista_wavelet",
-    "fista_wavelet_shift",
+    "fista_wavelet_plain",
     "tv",
     "tv_anisotropic",
     "dictionary",
@@ -143,7 +144,7 @@ def _methods(args, sigpy) -> dict[str, Callable]:
     return {
         "zero_filled": lambda physics, y, mask: (physics.zero_filled(y), 0),
         "fista_wavelet": package(cs.fista_wavelet),
-        "fista_wavelet_shift": package(cs.fista_wavelet, random_shift=True),
+        "fista_wavelet_plain": package(cs.fista_wavelet, random_shift=False),
         "tv": package(cs.tv_reconstruction),
         "tv_anisotropic": package(cs.tv_reconstruction, isotropic=False),
         "dictionary": dictionary,

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
     "zero_filled",
     "fista_wavelet",
-    "fista_wavelet_shift",
+    "fista_wavelet_plain",
     "tv",
     "tv_anisotropic",
     "dictionary",

@@ -149,3 +149,12 @@ def test_soft_backward_slips_are_named():
         return grad_k, torch.sum(torch.conj(g) * mask * (y - k_cnn)) / (1 + lam) ** 2
 
     assert "real part" in _hints(lab03.check_dc_backward(complex_lam))
+
+
+def test_references_pass_their_own_checks():
+    """The answers a lab falls back on (yours_or_reference) are right by the checks' rules."""
+    from dlmi_utils.mri.dc import data_consistency_kspace
+
+    assert lab03.check_data_consistency(data_consistency_kspace, strict=True).ok
+    assert lab03.check_dc_backward(lab03.reference_dc_backward, strict=True).ok
+    assert lab03.check_cascade_forward(lab03.reference_cascade_forward, strict=True).ok

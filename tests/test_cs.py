@@ -117,7 +117,8 @@ def test_ista_objective_decreases(brain):
 def test_fista_reaches_lower_objective_than_ista(brain):
     _, _, physics, y = _problem(brain)
     ista = cs.ista_wavelet(physics, y, lam=1e-3, n_iter=30).history["objective"][-1]
-    fista = cs.fista_wavelet(physics, y, lam=1e-3, n_iter=30).history["objective"][-1]
+    fista = cs.fista_wavelet(physics, y, lam=1e-3, n_iter=30, random_shift=False)
+    fista = fista.history["objective"][-1]
     assert fista < ista
 
 
@@ -139,8 +140,8 @@ def test_full_mask_dictionary_returns_image(brain):
 @pytest.mark.parametrize(
     ("solver", "kwargs", "margin"),
     [
-        (cs.fista_wavelet, {"n_iter": 50}, 2.0),
-        (cs.fista_wavelet, {"n_iter": 50, "random_shift": True}, 6.0),
+        (cs.fista_wavelet, {"n_iter": 50, "random_shift": False}, 2.0),
+        (cs.fista_wavelet, {"n_iter": 50}, 6.0),
         (cs.tv_reconstruction, {"n_iter": 50}, 8.0),
         (cs.dictionary_learning_recon, {"n_iter": 4, "n_train": 2000}, 2.0),
     ],
@@ -159,9 +160,10 @@ def test_tv_beats_zero_filled_with_cartesian_mask(brain):
 
 def test_random_shift_beats_plain_wavelets_and_is_seeded(brain):
     img, _, physics, y = _problem(brain)
-    plain = cs.fista_wavelet(physics, y, n_iter=40, reference=img).history["psnr"][-1]
-    a = cs.fista_wavelet(physics, y, n_iter=40, random_shift=True, seed=1)
-    b = cs.fista_wavelet(physics, y, n_iter=40, random_shift=True, seed=1)
+    plain = cs.fista_wavelet(physics, y, n_iter=40, random_shift=False, reference=img)
+    plain = plain.history["psnr"][-1]
+    a = cs.fista_wavelet(physics, y, n_iter=40, seed=1)  # random shifts: FISTA's default
+    b = cs.fista_wavelet(physics, y, n_iter=40, seed=1)
     np.testing.assert_array_equal(a.image, b.image)
     assert psnr(img, np.abs(a.image), img.max() - img.min()) > plain + 2.0
 
@@ -183,7 +185,8 @@ def test_multicoil_operator_and_power_iteration_step(brain):
 
 def test_history_and_tolerance(brain):
     img, _, physics, y = _problem(brain)
-    result = cs.fista_wavelet(physics, y, n_iter=500, tol=1e-3, reference=img)
+    result = cs.fista_wavelet(physics, y, n_iter=500, tol=1e-3, random_shift=False,
+                              reference=img)
     assert 1 < result.n_iter < 500  # stopped by tol
     h = result.history
     assert len(h["objective"]) == len(h["psnr"]) == len(h["time"]) == result.n_iter
@@ -238,3 +241,32 @@ def test_dictionary_learning_works_with_coils(brain):
     result = cs.dictionary_learning_recon(coils, y, n_iter=1, n_train=500).image
     misfit = np.linalg.norm(coils.A(result) - y) / np.linalg.norm(y)
     assert misfit < 1e-2 < np.linalg.norm(coils.A(coils.zero_filled(y)) - y) / np.linalg.norm(y)
+
+
+def test_default_fista_matches_sigpy_l1wavelet_on_a_real_mr_slice():
+    """The project's default FISTA-wavelet is within 0.2 dB of SigPy's ``L1WaveletRecon``
+    at the same lambda and number of iterations, on a clinical MR image (seeded mask and
+    phase). Both minimise ``1/2 ||M F x - y||^2 + lam ||W x||_1`` with step 1."""
+    sigpy_mri = pytest.importorskip("sigpy.mri")
+    from skimage.transform import resize
+
+    from dlmi_utils.data import load_dicom_example
+
+    img = resize(load_dicom_example("mr_abdomen"), (256, 256), anti_aliasing=True)
+    img = img.astype(np.float32)
+    x = add_smooth_phase(img, seed=0)
+    mask = make_mask("random", x.shape, 4, seed=0)
+    physics = MRIForward(mask)
+    y = physics.A(x)
+    lam, n_iter = 1e-3, 100
+    ours = cs.fista_wavelet(physics, y, lam=lam, n_iter=n_iter).image
+    ref = sigpy_mri.app.L1WaveletRecon(
+        y[None], np.ones((1, *x.shape), np.complex64), lam, weights=mask.astype(np.float32),
+        wave_name="db4", max_iter=n_iter, alpha=1.0, show_pbar=False,
+    ).run()
+
+    def score(im):
+        return psnr(img, np.abs(np.asarray(im)), data_range=img.max() - img.min())
+
+    assert score(ours) > _zf_psnr(img, physics, y) + 0.5  # a reconstruction, not x_u
+    assert score(ours) >= score(ref) - 0.2, (score(ours), score(ref))

@@ -73,15 +73,20 @@ def simulate_acquisition(
     }
 
 
-def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random flip / transpose of a square image (the 8 symmetries of the square)."""
+def _augment(image: np.ndarray, rng: np.random.Generator, gamma: float = 1.0) -> np.ndarray:
+    """A random flip / transpose of a square image (the 8 symmetries of the square), then,
+    for ``gamma > 1``, a random contrast ``image ** g`` with ``log g`` uniform in
+    ``[-log gamma, log gamma]`` (on images in ``[0, 1]``: dark tissue brightened or darkened)."""
     if rng.random() < 0.5:
         image = image[:, ::-1]
     if rng.random() < 0.5:
         image = image[::-1, :]
     if image.shape[0] == image.shape[1] and rng.random() < 0.5:
         image = image.T
-    return np.ascontiguousarray(image)
+    if gamma > 1:
+        g = float(np.exp(rng.uniform(-np.log(gamma), np.log(gamma))))
+        image = np.clip(image, 0, None) ** g
+    return np.ascontiguousarray(image, dtype=np.float32)
 
 
 class UndersampledSlices(Dataset):
@@ -92,7 +97,8 @@ class UndersampledSlices(Dataset):
 
     - ``fixed=True`` (validation, test): image ``i`` always gets the same mask and phase.
     - ``fixed=False`` (training): new ones each epoch (``set_epoch``), and with ``augment`` a
-      random flip or transpose of the image too.
+      random flip or transpose of the image too, and a random contrast ``image ** g`` when
+      ``gamma > 1`` (``1 / gamma <= g <= gamma``, log-uniform).
     - ``crop_rows``: simulate on a random window of that many rows (the read-out direction,
       fully sampled) instead of the whole image. The aliasing runs along the columns (the
       phase-encoding direction, ``W`` kept whole), so it looks the same, for half the
@@ -110,6 +116,7 @@ class UndersampledSlices(Dataset):
         noise_sigma: float = 0.0,
         augment: bool = False,
         crop_rows: int | None = None,
+        gamma: float = 1.0,
     ):
         if isinstance(images, torch.Tensor):
             images = images.detach().cpu().numpy()
@@ -127,6 +134,9 @@ class UndersampledSlices(Dataset):
         self.fixed = fixed
         self.noise_sigma = noise_sigma
         self.augment = augment
+        if gamma < 1:
+            raise ValueError(f"gamma must be >= 1 (1: no contrast change), got {gamma}")
+        self.gamma = gamma
         height = self.images.shape[1]
         if crop_rows is not None and not 8 <= crop_rows <= height:
             raise ValueError(f"crop_rows must be between 8 and the image height {height}, "
@@ -149,7 +159,7 @@ class UndersampledSlices(Dataset):
         image = self.images[index]
         rng = np.random.default_rng(_seed(*parts, 2))
         if self.augment and not self.fixed:
-            image = _augment(image, rng)
+            image = _augment(image, rng, self.gamma)
         if self.crop_rows is not None:
             top = int(rng.integers(0, image.shape[0] - self.crop_rows + 1))
             image = image[top : top + self.crop_rows]
@@ -162,6 +172,110 @@ class UndersampledSlices(Dataset):
 ORIENTATIONS = ("axial", "coronal", "sagittal")
 VAL_SEED = 1
 TEST_SEED = 2
+
+
+# Images of other anatomy and modalities, and photographs, that ship with installed packages:
+# extra training signal for a network that must work beyond the brain template. The MR images
+# of pydicom-data are never among them: they are the out-of-distribution test.
+OTHER_IMAGES: dict[str, tuple[str, ...]] = {
+    "train": ("ct:ct_head", "ct:ct_skull_base", "ct:ct_abdomen", "ct:ct_small",
+              "dicom:cr_chest", "mammo:train", "photo:astronaut", "photo:brick",
+              "photo:cat", "photo:coffee", "photo:coins", "photo:grass", "photo:gravel",
+              "photo:rocket", "photo:clock", "photo:immunohistochemistry", "photo:retina",
+              "photo:cell", "photo:hubble_deep_field", "photo:page", "photo:text"),
+    "val": ("dicom:cr_leg", "photo:camera", "photo:moon"),
+}
+CT_WINDOW_HU = (-200.0, 300.0)  # a soft-tissue window: organs get the grey levels, as in MR
+
+
+def _source_images(source: str) -> list[np.ndarray]:
+    """The grey images ``(H, W)`` in [0, 1] of one ``kind:name`` entry of OTHER_IMAGES."""
+    from dlmi_utils import data
+
+    kind, name = source.split(":")
+    if kind == "ct":
+        lo, hi = CT_WINDOW_HU
+        return [np.clip((data.load_ct_slice(name).hu - lo) / (hi - lo), 0, 1)]
+    if kind == "dicom":
+        return [data.load_dicom_example(name)]
+    if kind == "mammo":
+        return [m.image for m in data.load_mammograms(name)]
+    import skimage.data
+    from skimage.color import rgb2gray
+
+    image = np.asarray(getattr(skimage.data, name)(), dtype=np.float32)
+    if image.ndim == 3:
+        image = rgb2gray(image[..., :3] / 255.0 if image.max() > 1 else image[..., :3])
+    return [data.to_unit_range(image)]
+
+
+def _crops(image: np.ndarray, size: int) -> list[np.ndarray]:
+    """Square ``size`` crops of ``image`` at two scales: the whole image with its shorter side
+    resized to ``size`` (centre crop), and at twice that, a 2 x 2 grid of crops."""
+    from skimage.transform import resize
+
+    out = []
+    for scale, grid in ((1, 1), (2, 2)):
+        short = scale * size
+        h, w = image.shape
+        shape = (max(short, round(h * short / min(h, w))), max(short, round(w * short / min(h, w))))
+        big = resize(image, shape, anti_aliasing=True, preserve_range=True)
+        for top in np.linspace(0, shape[0] - size, grid).round().astype(int):
+            for left in np.linspace(0, shape[1] - size, grid).round().astype(int):
+                out.append(big[top : top + size, left : left + size])
+    return out
+
+
+def load_other_images(split: str, size: int = 256) -> np.ndarray:
+    """The images of :data:`OTHER_IMAGES` (``split`` ``"train"`` or ``"val"``, by source, never
+    by crop) as ``(N, size, size)`` float32 in [0, 1]: CT slices in a soft-tissue window
+    (:data:`CT_WINDOW_HU`), radiographs and mammograms, scikit-image's photographs; each in the
+    crops of two scales (the whole image, and a 2 x 2 grid at twice the size)."""
+    if split not in OTHER_IMAGES:
+        raise ValueError(f"split must be one of {tuple(OTHER_IMAGES)}, got {split!r}")
+    crops = [c for source in OTHER_IMAGES[split] for image in _source_images(source)
+             for c in _crops(np.asarray(image, dtype=np.float32), size)]
+    return np.stack(crops).astype(np.float32)
+
+
+def to_training_size(image: np.ndarray, size: int = 256) -> np.ndarray:
+    """A magnitude image ``(H, W)`` at the networks' training size: the centred square crop
+    of side ``min(H, W)``, resized (anti-aliased) to ``(size, size)`` float32."""
+    from skimage.transform import resize
+
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"expected one image (H, W), got shape {image.shape}")
+    h, w = image.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = image[top : top + side, left : left + side]
+    if side == size:
+        return np.ascontiguousarray(square)
+    return resize(square, (size, size), anti_aliasing=side > size).astype(np.float32)
+
+
+def pydicom_data_mr_images(size: int = 256) -> dict[str, np.ndarray]:
+    """Every MR scan of the ``pydicom-data`` package, one image each (the curated examples of
+    :mod:`dlmi_utils.data.dicom` whose file comes from it; the package also holds other
+    encodings of the same scans), at the training size (:func:`to_training_size`):
+    ``{name: (size, size) float32 in [0, 1]}``. Never used for training: the networks'
+    out-of-distribution test."""
+    from dlmi_utils.data.dicom import list_dicom_examples, load_dicom_example
+
+    return {e.name: to_training_size(load_dicom_example(e.name), size)
+            for e in list_dicom_examples(decodable_only=True)
+            if e.modality == "MR" and "data_store" in e.path.parts}
+
+
+def image_test_examples(images: dict[str, np.ndarray], acceleration: float,
+                        size: int = 256) -> dict[str, dict[str, torch.Tensor]]:
+    """One fixed test acquisition of each magnitude image (:func:`simulate_acquisition` at
+    :func:`to_training_size`, seed ``TEST_SEED + i`` for the ``i``-th image): the examples of
+    ``benchmarks/recon.py --image`` / ``--pydicom-mr`` and of Lab 03, ``{name: example}``."""
+    return {name: simulate_acquisition(to_training_size(image, size), acceleration,
+                                       seed=TEST_SEED + i)
+            for i, (name, image) in enumerate(images.items())}
 
 
 def recon_step(model: nn.Module, batch: dict, device: torch.device | str):
@@ -184,6 +298,7 @@ def brain_slices_dataset(
     seed: int | None = None,
     fixed: bool | None = None,
     size: int = 256,
+    other_images: bool = False,
     **kwargs,
 ) -> UndersampledSlices:
     """Undersampled brain slices (:func:`dlmi_utils.data.load_brain_slices`) of one split.
@@ -192,11 +307,15 @@ def brain_slices_dataset(
     default the validation and test sets are ``fixed`` with their own seeds
     (:data:`VAL_SEED`, :data:`TEST_SEED`) and the training set changes every epoch (seed 0).
     Other keyword arguments go to :class:`UndersampledSlices` (``center_fraction``,
-    ``noise_sigma``, ``augment``...).
+    ``noise_sigma``, ``augment``...). ``other_images`` appends the images of the same split of
+    :func:`load_other_images` (other anatomy, modalities and photographs) after the brain's.
     """
     if isinstance(orientations, str):
         orientations = (orientations,)
-    images = np.concatenate([load_brain_slices(split, o, size=size) for o in orientations])
+    images = [load_brain_slices(split, o, size=size) for o in orientations]
+    if other_images:
+        images.append(load_other_images(split, size))
+    images = np.concatenate(images)
     if fixed is None:
         fixed = split != "train"
     if seed is None:

@@ -7,6 +7,9 @@
 Each check compares with :mod:`dlmi_utils.mri.dc` on small random problems and recognises
 the usual slips (the mask inverted, ``k_cnn`` and ``y`` swapped, the division by
 ``1 + lambda`` forgotten, a missing ``conj``, the residual connection left out).
+``reference_dc_backward`` and ``reference_cascade_forward`` are the answers the lab goes on
+with (:func:`~dlmi_utils.course.checks.yours_or_reference`) until the student's pass; the
+first exercise's is :func:`dlmi_utils.mri.dc.data_consistency_kspace`.
 """
 
 from __future__ import annotations
@@ -161,15 +164,19 @@ def check_data_consistency(fn: Callable, strict: bool = False, seed: int = 0) ->
 
 
 # ----------------------------------------------------------------------------- backward
-def _reference_backward(g, k_cnn, y, m, lam):
+def reference_dc_backward(g, k_cnn, y, m, lam):
+    """The package's answer to ``dc_backward``: ``(dL/dk_cnn, dL/dlam)`` from
+    ``g = dL/dk_rec``, by autograd through :func:`dlmi_utils.mri.dc.data_consistency_kspace`
+    (``lam`` ``None`` for the hard form, then ``dL/dlam`` is ``None``)."""
     k_cnn = k_cnn.detach().clone().requires_grad_(True)
     lam_t = None
     inputs = [k_cnn]
     if lam is not None:
         lam_t = torch.as_tensor(lam, dtype=k_cnn.real.dtype).clone().requires_grad_(True)
         inputs.append(lam_t)
-    out = data_consistency_kspace(k_cnn, y, m, lam_t)
-    grads = torch.autograd.grad(torch.real(torch.sum(out.conj() * g)), inputs)
+    with torch.enable_grad():  # also inside an autograd.Function's backward
+        out = data_consistency_kspace(k_cnn, y, m, lam_t)
+        grads = torch.autograd.grad(torch.real(torch.sum(out.conj() * g)), inputs)
     return grads[0], (grads[1] if lam is not None else None)
 
 
@@ -223,7 +230,7 @@ def check_dc_backward(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
         g = torch.randn(k_cnn.shape, dtype=k_cnn.dtype, generator=gen)
         grad_k, grad_lam = _call(f, g, k_cnn, y, m, None)
         grad_k = _tensor(grad_k, "grad_k_cnn", k_cnn.shape)
-        expected, _ = _reference_backward(g, k_cnn, y, m, None)
+        expected, _ = reference_dc_backward(g, k_cnn, y, m, None)
         if not _close(grad_k, expected):
             if _close(grad_k, g):
                 raise CheckFailed(
@@ -241,7 +248,7 @@ def check_dc_backward(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
         lam = torch.tensor(0.6 if strict else 1.5)
         grad_k, grad_lam = _call(f, g, k_cnn, y, m, lam)
         grad_k = _tensor(grad_k, "grad_k_cnn", k_cnn.shape)
-        exp_k, exp_lam = _reference_backward(g, k_cnn, y, m, lam)
+        exp_k, exp_lam = reference_dc_backward(g, k_cnn, y, m, lam)
         if not _close(grad_k, exp_k):
             if _close(grad_k, (1 - m) * g):
                 raise CheckFailed(
@@ -287,7 +294,9 @@ class _LinearCNN(torch.nn.Module):
         return torch.nn.functional.conv2d(x, self.weight, padding=1)
 
 
-def _reference_cascade(x_u, y, m, cnns):
+def reference_cascade_forward(x_u, y, m, cnns):
+    """The package's answer to ``cascade_forward``: ``x <- DC(x + CNN(x))`` with hard DC for
+    each ``cnn`` (``(B, 2, H, W) -> (B, 2, H, W)``, not residual) from ``x_u`` ``(B, H, W)``."""
     x = x_u
     for cnn in cnns:
         x = x + channels_to_complex(cnn(complex_to_channels(x)))
@@ -316,7 +325,7 @@ def check_cascade_forward(fn: Callable, strict: bool = False, seed: int = 0) -> 
         x_u, y, m, cnns = _inputs(1, 3 if strict else 2)
         with torch.no_grad():
             got = _tensor(f(x_u, y, m, cnns), "cascade_forward", x_u.shape)
-            expected = _reference_cascade(x_u, y, m, cnns)
+            expected = reference_cascade_forward(x_u, y, m, cnns)
             if _close(got, expected, 1e-4):
                 return
             x = x_u
