@@ -4,7 +4,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from dlmi_utils.course import colab
 from dlmi_utils.course.notebooks import (
@@ -12,6 +11,7 @@ from dlmi_utils.course.notebooks import (
     generate_labs,
     main,
     make_student_notebook,
+    notebook_client,
     notebook_text,
     relink_files,
     relink_notebook,
@@ -169,8 +169,7 @@ def test_student_lab_exercises_report_not_implemented(solution):
         elif _is_exercise(cell):
             keep += [cell, lab.cells[i + 1]]
     small = nbformat.v4.new_notebook(cells=keep, metadata=lab.metadata)
-    NotebookClient(small, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "labs")}}).execute()
+    notebook_client(small, ROOT / "labs", timeout=300).execute()
     checks = [c for c in small.cells if c.metadata.get("nbgrader", {}).get("grade")]
     assert checks
     for cell in checks:

@@ -14,9 +14,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from dlmi_utils.course.notebooks import ANSWER_HERE, NB_VERSION, solution_notebooks
+from dlmi_utils.course.notebooks import (
+    ANSWER_HERE,
+    NB_VERSION,
+    notebook_client,
+    solution_notebooks,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = solution_notebooks(ROOT / "solutions")
@@ -40,8 +44,7 @@ def test_student_lab_runs_whole_untouched(path, tmp_path):
     work = tmp_path / "labs"
     shutil.copytree(path.parent, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     nb = nbformat.read(work / path.name, as_version=NB_VERSION)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(work)}}).execute()
+    notebook_client(nb, work, timeout=600).execute()
     checks = [c for c in nb.cells if "check" in _tags(c)]
     assert checks, f"{path.name} has no self-check cell"
     for cell in checks:

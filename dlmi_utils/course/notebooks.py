@@ -179,16 +179,25 @@ def generate_labs(solutions_dir: Path, labs_dir: Path, check: bool = False) -> l
     return stale
 
 
+def notebook_client(nb: nbformat.NotebookNode, folder: Path, timeout: int = 900,
+                    kernel_name: str = "python3") -> NotebookClient:
+    """An nbclient runner of ``nb`` in ``folder`` that cannot deadlock on an ipywidgets cell.
+
+    nbclient mimics the Output widget by writing to the kernel's shell channel while it waits
+    for the cell's reply on that channel; now and then the reply is lost and an ``interact``
+    cell (Lab 01's explorer) never returns. Without that mimicry the widget's first figure is
+    stored as a plain output of the cell, which is all a saved notebook can show anyway.
+    """
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(folder)}})
+    client.widget_registry = {}
+    return client
+
+
 def execute_notebook(path: Path, timeout: int = 900, kernel_name: str = "python3") -> None:
     """Run a notebook top to bottom in a fresh kernel, in its own folder, and save it in place."""
     nb = nbformat.read(path, as_version=NB_VERSION)
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name=kernel_name,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    client.execute()
+    notebook_client(nb, path.parent, timeout, kernel_name).execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     path.write_text(notebook_text(nb), encoding="utf-8")
