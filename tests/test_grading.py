@@ -45,15 +45,6 @@ OPTIONS = GradeOptions(limits=LIMITS)
 
 
 @pytest.fixture(scope="module")
-def fixture_env():
-    """The kernels find the fixture's checks module (its setup cell imports lab99_checks)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
-        mp.syspath_prepend(str(FIXTURES))
-        yield
-
-
-@pytest.fixture(scope="module")
 def spec():
     return LabSpec.from_solution(FIXTURE)
 

@@ -5,7 +5,6 @@ is not flagged."""
 import copy
 import csv
 import functools
-import os
 from pathlib import Path
 
 import nbformat
@@ -168,14 +167,6 @@ def test_in_kernel_grade_gives_delegated_status_without_running_the_check():
 
 
 # ------------------------------------------------------------------- in a graded notebook
-@pytest.fixture(scope="module")
-def fixture_env():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
-        mp.syspath_prepend(str(FIXTURES))
-        yield
-
-
 def _fixture_with(double_source: str):
     nb = copy.deepcopy(nbformat.read(FIXTURE, as_version=4))
     nb.cells[3].source = double_source

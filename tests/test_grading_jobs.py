@@ -27,14 +27,6 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), str(ROOT)]),
        "PYTHONUNBUFFERED": "1"}  # the log lines reach the test as they are printed
 
 
-@pytest.fixture(scope="module")
-def fixture_env():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
-        mp.syspath_prepend(str(FIXTURES))
-        yield
-
-
 def _solution():
     return nbformat.read(FIXTURE, as_version=4)
 

@@ -8,7 +8,6 @@ the end.
 
 import copy
 import csv
-import os
 from pathlib import Path
 
 import nbformat
@@ -35,14 +34,6 @@ QUESTIONS = FIXTURES / "questions"
 SOLUTION = QUESTIONS / "99_questions.ipynb"
 OPTIONS = GradeOptions(limits=Limits(total=20, cell=10, check=10), exercises_only=True)
 DTYPE_ANSWER = 6  # index of q_dtype's answer cell in the solution
-
-
-@pytest.fixture(scope="module")
-def fixture_env():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
-        mp.syspath_prepend(str(FIXTURES))
-        yield
 
 
 @pytest.fixture(scope="module")
