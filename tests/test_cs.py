@@ -270,3 +270,15 @@ def test_default_fista_matches_sigpy_l1wavelet_on_a_real_mr_slice():
 
     assert score(ours) > _zf_psnr(img, physics, y) + 0.5  # a reconstruction, not x_u
     assert score(ours) >= score(ref) - 0.2, (score(ours), score(ref))
+
+
+def test_ista_step_repeated_is_ista_wavelet():
+    x_true = add_smooth_phase(load_brain_slices("test")[0][::4, ::4], seed=1)
+    physics = MRIForward(make_mask("random", x_true.shape, acceleration=4, seed=0))
+    y = physics.A(x_true)
+    wavelet = cs.OrthoWavelet(x_true.shape, "db4", levels=3)
+    x = physics.A_adjoint(y)
+    for _ in range(5):
+        x = cs.ista_step(x, y, physics, wavelet, lam=1e-3, alpha=0.9)
+    package = cs.ista_wavelet(physics, y, lam=1e-3, n_iter=5, step=0.9, levels=3).image
+    np.testing.assert_allclose(x, package, atol=1e-5)

@@ -203,6 +203,18 @@ class OrthoWavelet:
         return self.pywt.waverec2(coeffs, self.wavelet, mode="periodization")
 
 
+def ista_step(x: np.ndarray, y: np.ndarray, physics, wavelet: OrthoWavelet, lam: float,
+              alpha: float) -> np.ndarray:
+    """One ISTA iteration for ``1/2 ||A x - y||^2 + lam ||W x||_1`` with step ``alpha``.
+
+    ``W^T soft(W (x - alpha A^H (A x - y)), lam alpha)``: a gradient step on the data term,
+    then the proximal step of the l1 term. ``x`` ``(H, W)`` complex, ``y`` the measured
+    k-space; :func:`ista_wavelet` repeats it (keeping ``A x`` from one iteration to the next).
+    """
+    z = x - alpha * _to_numpy(physics.A_adjoint(_to_numpy(physics.A(x)) - y))
+    return wavelet.inverse(soft_threshold(wavelet.forward(z), lam * alpha))
+
+
 def _wavelet_solver(
     physics,
     y,
