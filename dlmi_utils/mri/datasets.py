@@ -18,11 +18,16 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import skimage.data
 import torch
+from skimage.color import rgb2gray
+from skimage.transform import resize
 from torch import nn
 from torch.utils.data import Dataset
 
+from dlmi_utils import data
 from dlmi_utils.data import load_brain_slices
+from dlmi_utils.data.dicom import list_dicom_examples, load_dicom_example
 from dlmi_utils.metrics import psnr, ssim
 from dlmi_utils.mri import cs
 from dlmi_utils.mri.physics import MRIForward, add_smooth_phase
@@ -190,8 +195,6 @@ CT_WINDOW_HU = (-200.0, 300.0)  # a soft-tissue window: organs get the grey leve
 
 def _source_images(source: str) -> list[np.ndarray]:
     """The grey images ``(H, W)`` in [0, 1] of one ``kind:name`` entry of OTHER_IMAGES."""
-    from dlmi_utils import data
-
     kind, name = source.split(":")
     if kind == "ct":
         lo, hi = CT_WINDOW_HU
@@ -200,9 +203,6 @@ def _source_images(source: str) -> list[np.ndarray]:
         return [data.load_dicom_example(name)]
     if kind == "mammo":
         return [m.image for m in data.load_mammograms(name)]
-    import skimage.data
-    from skimage.color import rgb2gray
-
     image = np.asarray(getattr(skimage.data, name)(), dtype=np.float32)
     if image.ndim == 3:
         image = rgb2gray(image[..., :3] / 255.0 if image.max() > 1 else image[..., :3])
@@ -212,8 +212,6 @@ def _source_images(source: str) -> list[np.ndarray]:
 def _crops(image: np.ndarray, size: int) -> list[np.ndarray]:
     """Square ``size`` crops of ``image`` at two scales: the whole image with its shorter side
     resized to ``size`` (centre crop), and at twice that, a 2 x 2 grid of crops."""
-    from skimage.transform import resize
-
     out = []
     for scale, grid in ((1, 1), (2, 2)):
         short = scale * size
@@ -241,8 +239,6 @@ def load_other_images(split: str, size: int = 256) -> np.ndarray:
 def to_training_size(image: np.ndarray, size: int = 256) -> np.ndarray:
     """A magnitude image ``(H, W)`` at the networks' training size: the centred square crop
     of side ``min(H, W)``, resized (anti-aliased) to ``(size, size)`` float32."""
-    from skimage.transform import resize
-
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
         raise ValueError(f"expected one image (H, W), got shape {image.shape}")
@@ -261,8 +257,6 @@ def pydicom_data_mr_images(size: int = 256) -> dict[str, np.ndarray]:
     encodings of the same scans), at the training size (:func:`to_training_size`):
     ``{name: (size, size) float32 in [0, 1]}``. Never used for training: the networks'
     out-of-distribution test."""
-    from dlmi_utils.data.dicom import list_dicom_examples, load_dicom_example
-
     return {e.name: to_training_size(load_dicom_example(e.name), size)
             for e in list_dicom_examples(decodable_only=True)
             if e.modality == "MR" and "data_store" in e.path.parts}
