@@ -12,10 +12,15 @@ numpy input, ``torch.Generator`` for torch input) to draw several noises in a ro
   background (``x = 0``) it is Rayleigh: biased, of mean ``sigma sqrt(pi / 2)``.
 - ``add_complex_gaussian_noise(y, sigma)``: complex white noise of MR k-space (thermal noise
   of the receive chain), ``E|n|^2 = sigma^2``.
-- ``add_poisson_noise(x, photons)``: quantum (shot) noise of X-ray imaging; ``x`` in [0, 1] is
-  the expected fraction of the ``photons`` that reach a detector pixel, the counts are
+- ``add_poisson_noise(x, photons)``: quantum (shot) noise of photon counting; ``x`` in [0, 1]
+  is the expected fraction of the ``photons`` that reach a detector pixel, the counts are
   ``k ~ Poisson(photons x)`` and ``y = k / photons``: unbiased, variance ``x / photons``,
   so fewer photons (a lower dose) mean more noise.
+- ``add_transmission_noise(p, photons)``: the same counting behind a body, as a radiograph
+  shows it. ``p`` is the attenuation line integral, ``k ~ Poisson(photons exp(-p))``
+  (Beer-Lambert), and the image is the log transform ``p_hat = -log(k / photons)``, whose
+  variance is about ``exp(p) / photons``: largest where the body attenuates most (dense
+  tissue, bone), which the fewest photons cross.
 
 The noisy images are not clipped: ``np.clip(y, 0, 1)`` (``y.clamp(0, 1)``) if you need it.
 
@@ -180,6 +185,24 @@ def add_poisson_noise(x: Array, photons: float, seed: Seed = None) -> Array:
     return (rng.poisson(photons * x.astype(np.float64)) / photons).astype(x.dtype, copy=False)
 
 
+def add_transmission_noise(p: Array, photons: float, seed: Seed = None) -> Array:
+    """``p_hat = -log(k / photons)``, ``k ~ Poisson(photons exp(-p))``: a radiograph of the
+    attenuation line integrals ``p >= 0`` with ``photons`` per pixel in the unattenuated beam.
+
+    A pixel that counts no photon is given one (the log of 0 is undefined): ``p_hat`` is at
+    most ``log(photons)``. Variance about ``exp(p) / photons`` (delta method).
+    """
+    _check(p, 0.0, "add_transmission_noise")
+    if (p.min() < 0).item() if isinstance(p, torch.Tensor) else p.min() < 0:
+        raise ValueError("add_transmission_noise: p is an attenuation line integral, >= 0")
+    transmitted = torch.exp(-p) if isinstance(p, torch.Tensor) else np.exp(-p)
+    fraction = add_poisson_noise(transmitted, photons, seed)
+    floor = 1.0 / photons
+    if isinstance(fraction, torch.Tensor):
+        return -torch.log(fraction.clamp_min(floor))
+    return -np.log(np.maximum(fraction, floor))
+
+
 # --------------------------------------------------- the Anscombe transform (Poisson -> Gaussian)
 def _check_photons(photons: float) -> None:
     if not (photons > 0 and math.isfinite(photons)):
@@ -294,14 +317,20 @@ class GaussianNoise:
         return lo
 
     def __call__(self, x: Array, seed: Seed = None) -> Array:
+        return self.noisy_and_level(x, seed)[0]
+
+    def noisy_and_level(self, x: Array, seed: Seed = None) -> tuple[Array, float]:
+        """``(y, sigma)``: the noisy image and the std it was drawn with (from the range)."""
         lo, hi = self.sigma_range
         if lo == hi:
-            return add_gaussian_noise(x, lo, seed=seed)
+            return add_gaussian_noise(x, lo, seed=seed), lo
         if isinstance(x, torch.Tensor):
             g = torch_generator(seed, "GaussianNoise")
-            return add_gaussian_noise(x, lo + (hi - lo) * float(torch.rand((), generator=g)), g)
+            sigma = lo + (hi - lo) * float(torch.rand((), generator=g))
+            return add_gaussian_noise(x, sigma, g), sigma
         rng = numpy_generator(seed, "GaussianNoise")
-        return add_gaussian_noise(x, float(rng.uniform(lo, hi)), seed=rng)
+        sigma = float(rng.uniform(lo, hi))
+        return add_gaussian_noise(x, sigma, seed=rng), sigma
 
     def stabilise(self, y: Array) -> Array:
         return y
@@ -342,6 +371,10 @@ class PoissonNoise:
     def __call__(self, x: Array, seed: Seed = None) -> Array:
         return add_poisson_noise(x, self.photons, seed=seed)
 
+    def noisy_and_level(self, x: Array, seed: Seed = None) -> tuple[Array, float]:
+        """``(y, level)``: the noisy image and the std of its noise after ``stabilise``."""
+        return self(x, seed), self.level
+
     def stabilise(self, y: Array) -> Array:
         return _like(anscombe(_numpy(y), self.photons), y, keep_dtype=True)
 
@@ -361,4 +394,67 @@ class PoissonNoise:
                 f"{255 * self.level:g} / 255)")
 
 
-NoiseModel = GaussianNoise | PoissonNoise
+class TransmissionNoise:
+    """X-ray quantum noise of a radiograph whose display value ``x`` in [0, 1] is taken to be
+    proportional to the attenuation: ``p = attenuation * x`` (air 0, the densest tissue
+    ``attenuation``; 3 means 5 % of the photons cross it). ``y = p_hat / attenuation``
+    with ``p_hat`` from :func:`add_transmission_noise`, so ``y`` is on the scale of ``x``.
+
+    The noise std of ``y`` is about ``sqrt(exp(p) / photons) / attenuation``
+    (:meth:`std`): it grows with ``x``. A denoiser of Gaussian noise sees it stabilised:
+    back to the transmitted fraction ``t = exp(-attenuation y) = k / photons`` and then the
+    Anscombe transform, whose noise is close to Gaussian of std ``level = vst_sigma(photons)``
+    whatever the signal (:class:`PoissonNoise` of ``t``).
+    """
+
+    def __init__(self, photons: float, attenuation: float = 3.0):
+        _check_photons(photons)
+        if not (attenuation > 0 and math.isfinite(attenuation)):
+            raise ValueError(f"attenuation must be a positive number, got {attenuation}")
+        self.photons, self.attenuation = float(photons), float(attenuation)
+        self.counts = PoissonNoise(photons)
+        self.level = self.counts.level
+
+    def __call__(self, x: Array, seed: Seed = None) -> Array:
+        return add_transmission_noise(self.attenuation * x, self.photons, seed) / self.attenuation
+
+    def noisy_and_level(self, x: Array, seed: Seed = None) -> tuple[Array, float]:
+        """``(y, level)``: the noisy image and the std of its noise after ``stabilise``."""
+        return self(x, seed), self.level
+
+    def std(self, x: Array) -> Array:
+        """The std of the noise of ``y`` at the display values ``x`` (same kind as ``x``)."""
+        p = self.attenuation * x
+        e = torch.exp(p) if isinstance(p, torch.Tensor) else np.exp(p)
+        return (e / self.photons) ** 0.5 / self.attenuation
+
+    def _transmitted(self, y: Array) -> Array:
+        """``exp(-attenuation y)``, of ``y``'s kind and float dtype."""
+        if isinstance(y, torch.Tensor):
+            return torch.exp(-self.attenuation * y)
+        y = np.asarray(y)
+        return np.exp(-self.attenuation * y).astype(np.result_type(y.dtype, np.float32))
+
+    def stabilise(self, y: Array) -> Array:
+        return self.counts.stabilise(self._transmitted(y))
+
+    def stable_target(self, x: Array) -> Array:
+        return self.counts.stable_target(self._transmitted(x))
+
+    def unstabilise(self, z: Array) -> Array:
+        t = self.counts.unstabilise(z)
+        floor = 1.0 / self.photons
+        if isinstance(t, torch.Tensor):
+            return -torch.log(t.clamp_min(floor)) / self.attenuation
+        return -np.log(np.maximum(t, floor)) / self.attenuation
+
+    def through(self, denoise: Callable[[Array], Array]) -> Callable[[Array], Array]:
+        """``y -> unstabilise(denoise(stabilise(y)))``."""
+        return lambda y: self.unstabilise(denoise(self.stabilise(y)))
+
+    def __str__(self) -> str:
+        return (f"X-ray transmission noise, N0 = {self.photons:g} photons, p = "
+                f"{self.attenuation:g} x (Anscombe domain, sigma_z = {255 * self.level:.3g} / 255)")
+
+
+NoiseModel = GaussianNoise | PoissonNoise | TransmissionNoise

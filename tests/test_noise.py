@@ -258,3 +258,52 @@ def test_poisson_noise_model_keeps_float64_after_the_transform_of_numpy_input():
     assert noise.unstabilise(np.full((4, 4), 0.5, np.float32)).dtype == np.float64
     with pytest.raises(ValueError, match="photons"):
         PoissonNoise(0)
+
+
+# ------------------------------------------------------------- X-ray transmission noise
+def test_transmission_noise_is_the_log_of_poisson_counts_behind_the_body():
+    """p_hat = -log(k / N0), k ~ Poisson(N0 exp(-p)): unbiased to first order, with the
+    variance exp(p) / N0 (delta method): the most noise where the body attenuates most."""
+    from dlmi_utils.noise import add_transmission_noise
+
+    photons = 2000.0
+    for p in (0.2, 1.0, 2.5):
+        p_hat = add_transmission_noise(np.full(40_000, p), photons, seed=0)
+        assert p_hat.mean() == pytest.approx(p, abs=0.01)
+        assert p_hat.var() == pytest.approx(np.exp(p) / photons, rel=0.05)
+    torch_hat = add_transmission_noise(torch.full((40_000,), 1.0), photons, seed=0)
+    assert torch_hat.dtype == torch.float32
+    assert torch_hat.var().item() == pytest.approx(np.exp(1.0) / photons, rel=0.05)
+
+
+def test_transmission_noise_of_no_photon_is_capped_and_bad_input_is_a_clear_error():
+    from dlmi_utils.noise import add_transmission_noise
+
+    p_hat = add_transmission_noise(np.full(1000, 30.0), 10.0, seed=0)  # nothing gets through
+    assert np.isfinite(p_hat).all() and p_hat.max() == pytest.approx(np.log(10.0))
+    with pytest.raises(ValueError, match="line integral"):
+        add_transmission_noise(np.array([-0.5, 1.0]), 100.0)
+    with pytest.raises(ValueError, match="photons"):
+        add_transmission_noise(np.array([0.5]), 0.0)
+    with pytest.raises(ValueError):
+        add_transmission_noise(np.array([np.nan]), 100.0)
+
+
+def test_transmission_noise_model_std_grows_with_density_and_the_vst_makes_it_flat():
+    from dlmi_utils.noise import TransmissionNoise
+
+    noise = TransmissionNoise(500, attenuation=3.0)
+    x = np.repeat(np.array([0.1, 0.5, 0.9])[:, None], 50_000, axis=1).astype(np.float32)
+    y = noise(x, seed=1)
+    stds = y.std(axis=1)
+    assert np.allclose(stds, noise.std(x[:, 0]), rtol=0.05)
+    assert stds[2] > 3 * stds[0]  # dense tissue is noisiest
+    stabilised = noise.stabilise(y)
+    assert stabilised.dtype == np.float32
+    assert np.allclose(stabilised.std(axis=1), noise.level, rtol=0.06)
+    # E[stabilised | x] is the target, and unstabilise maps it back to x
+    assert np.allclose(stabilised.mean(axis=1), noise.stable_target(x[:, 0]), atol=2e-4)
+    assert np.allclose(noise.unstabilise(noise.stable_target(x[:, 0])), x[:, 0], atol=2e-4)
+    assert noise.noisy_and_level(x, seed=1)[1] == noise.level
+    with pytest.raises(ValueError, match="attenuation"):
+        TransmissionNoise(500, attenuation=0)
