@@ -13,6 +13,12 @@ device, and return a scalar (``reduction="mean"``) or one value per image (``"no
 - ``MixL1MSSSIMLoss``: ``alpha (1 - MS-SSIM) + (1 - alpha) G * |x - target| / data_range``
   (Zhao et al. 2017, ``alpha = 0.84``)
 
+Self-supervised loss, which needs no clean target:
+
+- ``mc_sure_loss(denoise, y, sigma)``: Stein's unbiased risk estimate of the MSE of a denoiser
+  on white Gaussian noise of known std, with the Monte-Carlo divergence of Ramani et al. 2008
+  (the loss of Soltanayev & Chun 2018 for training on noisy images only)
+
 Segmentation losses take class probabilities ``(B, C, H, W)`` (after softmax or sigmoid) and a
 target of the same shape (one-hot) or integer labels ``(B, H, W)``:
 
@@ -24,7 +30,7 @@ Each loss has a functional twin (``ssim``, ``ms_ssim``, ``dice_loss``, ...).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -420,3 +426,56 @@ class GeneralizedDiceLoss(nn.Module):
 
     def forward(self, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return generalized_dice_loss(probs, target, self.eps, self.reduction)
+
+
+# ------------------------------------------------------------------------------ SURE
+SURE_EPS_FRACTION = 0.01  # eps = sigma / 100
+
+
+def mc_sure_loss(
+    denoise: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    sigma: float | torch.Tensor,
+    eps: float | torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Monte-Carlo SURE of ``denoise`` at the noisy images ``y`` ``(B, C, H, W)``, noise std
+    ``sigma`` (a number or ``(B,)``): an unbiased estimate of ``mean |denoise(y) - x|^2``
+    that never sees the clean ``x``.
+
+    ``SURE = |y - f(y)|^2 / N - sigma^2 + 2 sigma^2 div f(y) / N`` (Stein 1981), ``N`` pixels
+    per image, with the divergence ``div f(y) = sum_i d f_i / d y_i`` estimated by one random
+    probe ``b ~ N(0, I)``: ``div f(y) ~ b . (f(y + eps b) - f(y)) / eps`` (Ramani, Blu & Unser
+    2008). ``eps`` defaults to ``sigma / 100``: small against the noise, the scale on which a
+    denoiser bends, large against float32 rounding. Valid for white Gaussian noise of the
+    given std only. ``generator`` draws ``b`` (on the CPU, as the noise functions do).
+    """
+    if y.ndim != 4:
+        raise ValueError(
+            f"mc_sure_loss expects noisy images (B, C, H, W), got shape {tuple(y.shape)}")
+    sigma_t = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1)
+    if sigma_t.numel() not in (1, y.shape[0]):
+        raise ValueError(f"sigma must be a number or one value per image ({y.shape[0]}), "
+                         f"got {sigma_t.numel()} values")
+    if not torch.isfinite(sigma_t).all() or (sigma_t <= 0).any():
+        raise ValueError("SURE needs the noise std: sigma must be finite and > 0")
+    sigma_t = sigma_t.expand(y.shape[0])
+    if eps is None:
+        eps_t = SURE_EPS_FRACTION * sigma_t
+    else:
+        eps_t = torch.as_tensor(eps, dtype=y.dtype, device=y.device).reshape(-1)
+        eps_t = eps_t.expand(y.shape[0])
+    if not (eps_t > 0).all():
+        raise ValueError(f"eps must be > 0, got {eps}")
+    b = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
+    fy = denoise(y)
+    if fy.shape != y.shape:
+        raise ValueError(f"the denoiser must keep the shape: got {tuple(fy.shape)} for "
+                         f"{tuple(y.shape)}")
+    shift = eps_t.reshape(-1, 1, 1, 1)
+    divergence = (b * (denoise(y + shift * b) - fy)).flatten(1).sum(1) / eps_t
+    n = y[0].numel()
+    s2 = sigma_t**2
+    per_image = (y - fy).flatten(1).pow(2).mean(1) - s2 + 2 * s2 * divergence / n
+    return _reduce(per_image, reduction)

@@ -255,3 +255,72 @@ def test_losses_run_on_gpu():
     probs = torch.rand(2, 3, 8, 8, device="cuda").softmax(1)
     labels = torch.randint(0, 3, (2, 8, 8), device="cuda")
     assert L.GeneralizedDiceLoss()(probs, labels).device.type == "cuda"
+
+
+# ----------------------------------------------------------------------------- MC-SURE
+def _fixed_denoiser(z: torch.Tensor) -> torch.Tensor:
+    """A fixed nonlinear denoiser: a 5 x 5 box blur blended with a soft threshold."""
+    blur = torch.nn.functional.avg_pool2d(z, 5, stride=1, padding=2, count_include_pad=False)
+    return 0.7 * blur + 0.3 * torch.tanh(3 * z) / 3
+
+
+def _noisy_batch(sigma: float, seed: int, n: int = 4, size: int = 64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, size // 8, size // 8, generator=g, dtype=torch.float64)
+    x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return x, x + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("sigma", [10 / 255, 25 / 255, 50 / 255])
+def test_mc_sure_expectation_matches_the_true_mse(sigma):
+    """Averaged over noise draws and probes, SURE of a fixed denoiser is its MSE to the clean
+    images, which it never sees (Stein's lemma); one draw misses it by its own spread only."""
+    sures, mses = [], []
+    for seed in range(40):
+        x, y = _noisy_batch(sigma, seed)
+        sures.append(L.mc_sure_loss(_fixed_denoiser, y, sigma,
+                                    generator=torch.Generator().manual_seed(1000 + seed)).item())
+        mses.append(((_fixed_denoiser(y) - x) ** 2).mean().item())
+    sures, mses = np.array(sures), np.array(mses)
+    stderr = (sures - mses).std(ddof=1) / np.sqrt(len(sures))
+    assert abs(sures.mean() - mses.mean()) < 4 * stderr + 1e-3 * mses.mean()
+    assert stderr < 0.05 * mses.mean()  # a useful estimate, not a lucky average of noise
+
+
+def test_mc_sure_of_the_identity_is_sigma_squared_and_of_a_constant_is_the_residual():
+    """f(y) = y: no residual and the divergence estimate |b|^2 (of mean N), so SURE =
+    sigma^2 (2 |b|^2 / N - 1), about sigma^2, the noisy MSE; f(y) = c: divergence 0, so
+    SURE = |y - c|^2 / N - sigma^2."""
+    sigma = 0.1
+    _, y = _noisy_batch(sigma, 0)
+    b = torch.randn(y.shape, generator=torch.Generator().manual_seed(7), dtype=y.dtype)
+    identity = L.mc_sure_loss(lambda z: z, y, sigma, generator=torch.Generator().manual_seed(7))
+    assert identity.item() == pytest.approx(sigma**2 * (2 * b.pow(2).mean().item() - 1), rel=1e-9)
+    assert identity.item() == pytest.approx(sigma**2, rel=0.05)
+    const = torch.full_like(y, 0.5)
+    expected = ((y - 0.5) ** 2).mean().item() - sigma**2
+    assert L.mc_sure_loss(lambda z: const, y, sigma).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_mc_sure_takes_one_sigma_per_image_and_is_differentiable():
+    _, y = _noisy_batch(0.1, 0, n=2)
+    w = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    sigma = torch.tensor([0.05, 0.1], dtype=torch.float64)
+    per_image = L.mc_sure_loss(lambda z: w * z, y, sigma, reduction="none")
+    assert per_image.shape == (2,)
+    per_image.sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad)
+
+
+def test_mc_sure_bad_input_is_a_clear_error():
+    _, y = _noisy_batch(0.1, 0, n=2)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        L.mc_sure_loss(lambda z: z, y[:, 0], 0.1)
+    with pytest.raises(ValueError, match="noise std"):
+        L.mc_sure_loss(lambda z: z, y, 0.0)
+    with pytest.raises(ValueError, match="noise std"):
+        L.mc_sure_loss(lambda z: z, y, float("nan"))
+    with pytest.raises(ValueError, match="one value per image"):
+        L.mc_sure_loss(lambda z: z, y, torch.tensor([0.1, 0.1, 0.1]))
+    with pytest.raises(ValueError, match="keep the shape"):
+        L.mc_sure_loss(lambda z: z[..., 1:], y, 0.1)
