@@ -262,3 +262,82 @@ def test_resunet_bad_layout_is_a_clear_error():
         ResUNetDenoiser(features=(4, 8))(torch.rand(1, 3, 16, 16))
     assert build_denoiser("resunet", features=(4, 8)).config["features"] == [4, 8]
 
+
+
+# ------------------------------------------------------------------ the noise-aware net
+def test_noise_aware_net_started_from_a_dilated_net_first_ignores_the_level():
+    from dlmi_utils.denoising.models import NoiseAwareDenoiser
+
+    torch.manual_seed(0)
+    dilated = DilatedDenoiser(features=8, unshuffle=2)
+    dilated.body[-1].weight.data.normal_(0, 0.1)  # it starts at zero: make it do something
+    dilated.eval()
+    aware = NoiseAwareDenoiser.from_dilated(dilated).eval()
+    y = torch.rand(2, 1, 33, 30)
+    with torch.no_grad():
+        assert torch.allclose(aware(y, 0.1), dilated(y), atol=1e-6)
+        assert torch.allclose(aware(y, 0.3), dilated(y), atol=1e-6)
+    with pytest.raises(TypeError, match="DilatedDenoiser"):
+        NoiseAwareDenoiser.from_dilated(DnCNN(depth=3))
+
+
+def test_noise_aware_net_takes_a_number_one_level_per_image_or_a_map():
+    from dlmi_utils.denoising.models import NoiseAwareDenoiser
+
+    torch.manual_seed(0)
+    net = NoiseAwareDenoiser(features=8).eval()
+    net.body[-1].weight.data.normal_(0, 0.1)  # the last layer starts at zero
+    y = torch.rand(2, 1, 20, 22)
+    with torch.no_grad():
+        number = net(y, 0.1)
+        per_image = net(y, torch.tensor([0.1, 0.2]))
+        as_map = net(y, torch.full((2, 1, 20, 22), 0.1))
+        fixed = net.at(0.1)(y)
+    assert number.shape == y.shape
+    assert torch.allclose(number, as_map) and torch.allclose(number, fixed)
+    assert torch.allclose(per_image[0], number[0]) and not torch.allclose(per_image[1], number[1])
+    assert receptive_field(net) == receptive_field(DilatedDenoiser(features=8, unshuffle=2))
+
+
+@pytest.mark.parametrize("sigma, match", [
+    (float("nan"), "finite"), (-0.1, ">= 0"), (torch.ones(3), r"\(B,\)"),
+])
+def test_noise_aware_net_bad_level_is_a_clear_error(sigma, match):
+    from dlmi_utils.denoising.models import NoiseAwareDenoiser
+
+    net = NoiseAwareDenoiser(features=4)
+    with pytest.raises(ValueError, match=match):
+        net(torch.rand(2, 1, 8, 8), sigma)
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        net(torch.rand(8, 8), 0.1)
+
+
+def test_noise_aware_net_learns_to_use_the_level():
+    """Trained on two noise levels, the net denoises each better when told the right one."""
+    from dlmi_utils.denoising.models import NoiseAwareDenoiser
+
+    torch.manual_seed(0)
+    net = NoiseAwareDenoiser(features=16)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+
+    def batch():
+        x = torch.nn.functional.interpolate(torch.rand(8, 1, 4, 4, generator=g), size=32,
+                                            mode="bilinear", align_corners=False)
+        sigma = torch.where(torch.rand(8, generator=g) < 0.5, 0.02, 0.2)
+        return x, x + sigma.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=g), sigma
+
+    for _ in range(150):
+        x, y, sigma = batch()
+        loss = (net(y, sigma) - x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    x, _, _ = batch()
+    noise = torch.randn(x.shape, generator=g)
+    with torch.no_grad():
+        for true, wrong in ((0.02, 0.2), (0.2, 0.02)):
+            y = x + true * noise
+            right = (net(y, true) - x).pow(2).mean()
+            assert right < (net(y, wrong) - x).pow(2).mean()

@@ -159,6 +159,108 @@ class DilatedDenoiser(_ResidualDenoiser):
         return self.depth_to_space(self.body(z))[..., :h, :w]
 
 
+class NoiseAwareDenoiser(DilatedDenoiser):
+    """The dilated denoiser told the noise level: ``model(y, sigma) -> x_hat`` (FFDNet's idea,
+    Zhang, Zuo & Zhang, IEEE TIP 2018).
+
+    The noise std enters as one more input channel, a map of ``sigma`` at the resolution the
+    convolutions run at (after the ``unshuffle`` of :class:`DilatedDenoiser`, whose layout it
+    otherwise keeps). One network then covers a range of levels, and the level is a knob:
+    a larger ``sigma`` smooths more. ``sigma`` (on the scale of ``y``, ``25 / 255`` for [0, 1]
+    images) is a number, a ``(B,)`` tensor (one level per image) or a ``(B, 1, H, W)`` map
+    (noise that varies across the image, averaged over each ``unshuffle`` block).
+
+    :meth:`at` fixes the level: ``model.at(sigma)`` is a plain ``y -> x_hat`` module for the
+    code that denoises with any network (tiling, benchmarks).
+    """
+
+    def __init__(self, channels: int = 1, features: int = 64,
+                 dilations: Sequence[int] = IRCNN_DILATIONS, batch_norm: bool = True,
+                 residual: bool = True, unshuffle: int = 2):
+        super().__init__(channels, features, dilations, batch_norm, residual, unshuffle)
+        first = self.body[0][0]
+        self.body[0][0] = nn.Conv2d(first.in_channels + 1, first.out_channels, 3,
+                                    padding=first.padding, dilation=first.dilation,
+                                    bias=first.bias is not None)
+        nn.init.kaiming_normal_(self.body[0][0].weight, nonlinearity="relu")
+        if self.body[0][0].bias is not None:
+            nn.init.zeros_(self.body[0][0].bias)
+
+    @classmethod
+    def from_dilated(cls, model: DilatedDenoiser) -> NoiseAwareDenoiser:
+        """A noise-aware net that starts as ``model`` (a trained :class:`DilatedDenoiser`):
+        same weights, and a zero weight on the noise-level channel, so it first ignores it."""
+        if type(model) is not DilatedDenoiser:
+            raise TypeError(f"from_dilated takes a DilatedDenoiser, got {type(model).__name__}")
+        net = cls(**model.config)
+        state = model.state_dict()
+        w = state["body.0.0.weight"]
+        state["body.0.0.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)
+        net.load_state_dict(state)
+        return net
+
+    def forward(self, y: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        if y.ndim != 4 or y.shape[1] != self.config["channels"]:
+            raise ValueError(
+                f"NoiseAwareDenoiser expects (B, {self.config['channels']}, H, W) images, got "
+                f"shape {tuple(y.shape)}; add the axes with x[None, None]"
+            )
+        self._sigma = noise_level_map(sigma, y)
+        try:
+            out = self.residual_map(y)
+        finally:
+            del self._sigma
+        return y - out if self.config["residual"] else out
+
+    def residual_map(self, y: torch.Tensor) -> torch.Tensor:
+        s = self.config["unshuffle"]
+        h, w = y.shape[-2:]
+        pad_h, pad_w = -h % s, -w % s
+        sigma = self._sigma
+        if pad_h or pad_w:
+            y = nn.functional.pad(y, (0, pad_w, 0, pad_h), mode="replicate")
+            sigma = nn.functional.pad(sigma, (0, pad_w, 0, pad_h), mode="replicate")
+        z = self.space_to_depth(y) if s > 1 else y
+        level = nn.functional.avg_pool2d(sigma, s) if s > 1 else sigma
+        z = torch.cat([z, level], dim=1)
+        if self.body[0][0].weight.is_contiguous(memory_format=torch.channels_last):
+            z = z.contiguous(memory_format=torch.channels_last)  # as fold_batch_norm stores it
+        r = self.body(z)
+        return (self.depth_to_space(r) if s > 1 else r)[..., :h, :w]
+
+    def at(self, sigma: float | torch.Tensor) -> FixedLevel:
+        """This network at the noise level ``sigma``: a module ``y -> x_hat``."""
+        return FixedLevel(self, sigma)
+
+
+def noise_level_map(sigma: float | torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``sigma`` (a number, ``(B,)`` or ``(B, 1, H, W)``) as a ``(B, 1, H, W)`` map like ``y``."""
+    b, _, h, w = y.shape
+    s = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
+    if not torch.isfinite(s).all() or (s < 0).any():
+        raise ValueError("the noise level sigma must be finite and >= 0 (the std of the noise "
+                         "on the scale of the image, e.g. 25 / 255)")
+    if s.ndim == 0:
+        return s.expand(b, 1, h, w)
+    if s.ndim == 1 and s.shape[0] in (1, b):
+        return s.reshape(-1, 1, 1, 1).expand(b, 1, h, w)
+    if s.shape == (b, 1, h, w):
+        return s
+    raise ValueError(f"sigma must be a number, a (B,) tensor or a (B, 1, H, W) map for images "
+                     f"{tuple(y.shape)}, got shape {tuple(s.shape)}")
+
+
+class FixedLevel(nn.Module):
+    """A :class:`NoiseAwareDenoiser` at one noise level: ``y -> model(y, sigma)``."""
+
+    def __init__(self, model: NoiseAwareDenoiser, sigma: float | torch.Tensor):
+        super().__init__()
+        self.model, self.sigma = model, sigma
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.model(y, self.sigma)
+
+
 class _ResidualBlock(nn.Module):
     """``x + Conv3x3(ReLU(Conv3x3(x)))``, ``(B, C, H, W) -> (B, C, H, W)`` (DRUNet's block)."""
 
@@ -291,7 +393,8 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-DENOISER_KINDS = {"dncnn": DnCNN, "dilated": DilatedDenoiser, "resunet": ResUNetDenoiser}
+DENOISER_KINDS = {"dncnn": DnCNN, "dilated": DilatedDenoiser, "resunet": ResUNetDenoiser,
+                  "noise_aware": NoiseAwareDenoiser}
 
 
 def build_denoiser(kind: str, **kwargs: Any) -> nn.Module:
