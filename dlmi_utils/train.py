@@ -36,6 +36,7 @@ from dlmi_utils.metrics import psnr, ssim
 Batch = Any
 Step = Callable[[nn.Module, Batch, torch.device], tuple[torch.Tensor, torch.Tensor]]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossStep = Callable[[nn.Module, Batch, torch.device], torch.Tensor]
 MSE = L2Loss()  # the default loss
 
 
@@ -101,8 +102,13 @@ def train_one_epoch(
     max_steps: int | None = None,
     progress: bool = True,
     desc: str = "train",
+    loss_step: LossStep | None = None,
 ) -> float:
-    """One pass over ``loader`` (at most ``max_steps`` batches); returns the mean loss."""
+    """One pass over ``loader`` (at most ``max_steps`` batches); returns the mean loss.
+
+    ``loss_step(model, batch, device) -> loss`` replaces ``step`` and ``loss_fn`` when the
+    loss is not a function of one prediction and a target (SURE calls the model twice and
+    has no target)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.train()
     total, count = 0.0, 0
@@ -113,8 +119,11 @@ def train_one_epoch(
     for i, batch in enumerate(bar):
         if max_steps is not None and i >= max_steps:
             break
-        prediction, target = step(model, batch, device)
-        loss = loss_fn(prediction, target)
+        if loss_step is not None:
+            loss = loss_step(model, batch, device)
+        else:
+            prediction, target = step(model, batch, device)
+            loss = loss_fn(prediction, target)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"the training loss became {loss.item()} at step {i}: lower the learning rate"
@@ -222,6 +231,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    loss_step: LossStep | None = None,
 ) -> History:
     """Train ``model`` with Adam for ``epochs`` epochs and return its :class:`History`.
 
@@ -233,6 +243,8 @@ def fit(
     Seeds Python, numpy and torch with ``seed``; give a shuffling ``DataLoader`` its own
     ``generator=torch.Generator()``: it is re-seeded from ``(seed, epoch)`` at each epoch,
     so that a run resumed from a checkpoint sees the same batches as an uninterrupted one.
+    ``loss_step`` trains on the loss it returns (see :func:`train_one_epoch`); validation
+    still scores ``step``'s predictions.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -260,6 +272,7 @@ def fit(
         loss = train_one_epoch(
             model, train_loader, optimizer, loss_fn, step, device, scheduler,
             max_steps=steps_per_epoch, progress=progress, desc=f"epoch {epoch + 1}/{epochs}",
+            loss_step=loss_step,
         )
         history.train_loss.append(loss)
         line = f"epoch {epoch + 1}/{epochs}: train loss {loss:.4g}"

@@ -112,3 +112,33 @@ def test_salient_crop_margin_keeps_candidates_off_the_border():
     assert r <= 60 and 62 <= r + 32 and c <= 80 and 82 <= c + 32
     with pytest.raises(ValueError, match="margin"):
         salient_crop(x, mask, 32, margin=-1)
+
+
+def test_pairs_with_level_carry_the_std_each_patch_was_drawn_with():
+    image, mask = image_and_disc((200, 200), 90)
+    image[:] = 0.5
+    ds = NoisyPatches(PatchDataset([image], [mask], patch_size=32, n_patches=40, seed=0),
+                      GaussianNoise((5 / 255, 50 / 255)), with_level=True)
+    (noisy, sigma), clean = ds[5]
+    assert sigma.shape == () and sigma.dtype == torch.float32
+    plain = NoisyPatches(ds.patches, ds.noise)[5]
+    assert torch.equal(plain[0], noisy)  # the same draw with or without the level
+    levels = np.array([ds[i][0][1].item() for i in range(len(ds))])
+    stds = np.array([(ds[i][0][0] - ds[i][1]).std().item() for i in range(len(ds))])
+    assert np.allclose(stds, levels, rtol=0.08)
+    assert levels.min() >= 5 / 255 and levels.max() <= 50 / 255 and np.ptp(levels) > 20 / 255
+
+
+def test_breast_crops_keep_the_margin_from_the_film_border():
+    from dlmi_utils.denoising.patches import FILM_BORDER_MARGIN
+
+    mask = np.ones((200, 200), bool)  # tissue up to the film's edge, as at the chest wall
+    crops = breast_crops(mask, 64, 4, margin=FILM_BORDER_MARGIN)
+    for r, c in crops:
+        assert FILM_BORDER_MARGIN <= r <= 200 - 64 - FILM_BORDER_MARGIN
+        assert FILM_BORDER_MARGIN <= c <= 200 - 64 - FILM_BORDER_MARGIN
+    assert min(min(r, c) for r, c in breast_crops(mask, 64, 4)) == 0  # without: on the edge
+    with pytest.raises(ValueError, match="16 px from the border"):
+        breast_crops(mask, 64, 9, margin=16)
+    with pytest.raises(ValueError, match="margin"):
+        breast_crops(mask, 64, 1, margin=-1)

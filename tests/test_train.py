@@ -112,3 +112,22 @@ def test_fit_validation_psnr_uses_the_given_peak():
         expected = evaluate(torch.nn.Identity(), val, pair_step, "cpu", data_range=data_range)
         assert history.val_psnr[0] == pytest.approx(expected["psnr"], abs=1e-6)
         assert (history.val_psnr[0] == pytest.approx(peak_1, abs=1e-4)) == (data_range == 1.0)
+
+
+def test_fit_trains_on_the_loss_a_loss_step_returns():
+    """A loss_step (SURE: the model called twice, no target) replaces step + loss_fn for
+    training; validation still scores step's predictions."""
+    calls = []
+
+    def loss_step(model, batch, device):
+        noisy, _ = (t.to(device) for t in batch)
+        calls.append(1)
+        return (model(noisy) - noisy).pow(2).mean() + model(noisy).abs().mean()
+
+    model, history = _run(loss_step=loss_step)
+    assert len(calls) == 2 * 3  # 12 images, batches of 4, 2 epochs
+    assert len(history.val_psnr) == 2
+    baseline, _ = _run()
+    assert not all(torch.equal(a, b) for a, b in
+                   zip(model.state_dict().values(), baseline.state_dict().values(),
+                       strict=True))

@@ -29,11 +29,13 @@ class NoisyPatches(Dataset):
     (:class:`~dlmi_utils.noise.GaussianNoise`: ``(y, x)``;
     :class:`~dlmi_utils.noise.PoissonNoise`: ``(anscombe(y), E[anscombe(y) | x])``). The
     generator is seeded by ``(seed, epoch, index)``, so a patch keeps the same noise when read
-    twice.
+    twice. ``with_level=True`` gives ``((noisy, sigma), target)`` instead, ``sigma`` the std of
+    the noise the network sees (drawn from the range of a blind model), for a
+    :class:`~dlmi_utils.denoising.models.NoiseAwareDenoiser`.
     """
 
-    def __init__(self, patches: PatchDataset, noise: NoiseModel):
-        self.patches, self.noise = patches, noise
+    def __init__(self, patches: PatchDataset, noise: NoiseModel, with_level: bool = False):
+        self.patches, self.noise, self.with_level = patches, noise, with_level
 
     def __len__(self) -> int:
         return len(self.patches)
@@ -44,14 +46,23 @@ class NoisyPatches(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         clean = self.patches[index]
         g = torch.Generator().manual_seed(int(self.patches.rng(index, 1).integers(2**62)))
-        noisy = self.noise.stabilise(self.noise(clean, g))
-        return noisy.float(), self.noise.stable_target(clean).float()
+        noisy, level = self.noise.noisy_and_level(clean, g)
+        noisy = self.noise.stabilise(noisy).float()
+        target = self.noise.stable_target(clean).float()
+        if self.with_level:
+            return (noisy, torch.tensor(level, dtype=torch.float32)), target
+        return noisy, target
 
 
-def breast_crops(mask: np.ndarray, size: int, n: int, min_inside: float = 1.0
-                 ) -> list[tuple[int, int]]:
+FILM_BORDER_MARGIN = 16  # pixels: the scanned film's edge (bright strips, chest wall) stays out
+
+
+def breast_crops(mask: np.ndarray, size: int, n: int, min_inside: float = 1.0,
+                 margin: int = 0) -> list[tuple[int, int]]:
     """Top-left corners ``(row, col)`` of ``n`` fixed, non-overlapping ``size x size`` crops
-    with at least ``min_inside`` of their pixels in ``mask`` ``(H, W)``.
+    with at least ``min_inside`` of their pixels in ``mask`` ``(H, W)`` and none within
+    ``margin`` pixels of the image's border (:data:`FILM_BORDER_MARGIN` for evaluation: the
+    breast meets the film's edge at the chest wall, where scanners leave bright strips).
 
     No randomness (evaluation crops must not move): candidates on a grid of step
     ``size // 8``; the first is the one nearest the centroid of the mask, each next one the
@@ -60,7 +71,13 @@ def breast_crops(mask: np.ndarray, size: int, n: int, min_inside: float = 1.0
     m = np.asarray(mask, dtype=bool)
     if n < 1:
         raise ValueError(f"n must be positive, got {n}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0 pixels, got {margin}")
     frac = window_fraction(m, size)
+    if margin:
+        keep = np.zeros(frac.shape, bool)
+        keep[margin : frac.shape[0] - margin, margin : frac.shape[1] - margin] = True
+        frac = np.where(keep, frac, -1.0)
     step = max(1, size // 8)
     rows, cols = np.nonzero(frac[::step, ::step] >= min_inside - 1e-12)
     cand = np.stack([rows * step, cols * step], axis=1)
@@ -77,7 +94,8 @@ def breast_crops(mask: np.ndarray, size: int, n: int, min_inside: float = 1.0
     if len(chosen) < n:
         raise ValueError(
             f"only {len(chosen)} non-overlapping {size}x{size} crops have {min_inside:.0%} of "
-            f"their pixels in the mask, {n} asked: lower size, n or min_inside"
+            f"their pixels in the mask and {margin} px from the border, {n} asked: lower size, "
+            "n or min_inside"
         )
     return [(int(r), int(c)) for r, c in chosen]
 
