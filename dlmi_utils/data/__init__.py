@@ -63,6 +63,7 @@ from dlmi_utils.data.mias import (
     parse_mias_info,
     read_pgm,
 )
+from dlmi_utils.data.radiographs import RADIOGRAPHS, load_radiographs
 
 __all__ = [
     "CT_EXAMPLES",
@@ -98,6 +99,8 @@ __all__ = [
     "load_brain_volume",
     "load_dicom_example",
     "load_nifti_volume",
+    "load_radiographs",
+    "RADIOGRAPHS",
     "load_mammogram",
     "load_mammograms",
     "read_dicom",

@@ -1,4 +1,5 @@
-"""Real clinical DICOM images from pydicom's test files and the ``pydicom-data`` package.
+"""Real clinical DICOM images from pydicom's test files and the ``pydicom-data`` and
+``deid-data`` packages.
 
 :data:`DICOM_EXAMPLES` is a curated list (MR, CT, CR radiographs, NM): ``name -> (file,
 description)``. :func:`read_dicom` turns any single-image or multi-frame DICOM into a
@@ -32,6 +33,8 @@ DICOM_EXAMPLES: dict[str, tuple[str, str]] = {
     "ct_head_jpeg2000": ("693_J2KR.dcm", "the same CT head, JPEG 2000 lossless"),
     "cr_chest": ("RG1_UNCI.dcm", "computed radiography of a chest (MONOCHROME1)"),
     "cr_leg": ("RG3_UNCI.dcm", "computed radiography of a lower leg (MONOCHROME1)"),
+    "dx_cat": ("deid_data:animals/cat.dcm",
+               "digital radiograph (DX) of a cat's thorax and abdomen, 0.14 mm (deid-data)"),
     "nm_whole_body": ("JPEG2000_UNC.dcm", "nuclear medicine whole-body bone scan"),
     "mr_small_jpeg_ls": ("MR_small_jpeg_ls_lossless.dcm", "MR_small, JPEG-LS lossless"),
 }
@@ -74,7 +77,14 @@ def missing_decoder_message(ds, path: Path) -> str:
 def _example_path(name: str) -> Path:
     if name not in DICOM_EXAMPLES:
         raise ValueError(f"unknown DICOM example {name!r}; available: {sorted(DICOM_EXAMPLES)}")
-    path = get_testdata_file(DICOM_EXAMPLES[name][0])
+    file = DICOM_EXAMPLES[name][0]
+    if file.startswith("deid_data:"):
+        try:
+            import deid_data
+        except ImportError:
+            raise FileNotFoundError(f"{name} ships with deid-data: pip install deid-data") from None
+        return Path(deid_data.__file__).parent / "data" / file.split(":", 1)[1]
+    path = get_testdata_file(file)
     if path is None:
         raise FileNotFoundError(
             f"{DICOM_EXAMPLES[name][0]} is not installed: pip install pydicom-data"
