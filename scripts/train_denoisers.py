@@ -9,11 +9,23 @@ gives fixed validation crops with a fixed noise draw, whose PSNR / SSIM / MS-SSI
     nice -n 10 python scripts/train_denoisers.py --kind dilated --sigma 25
     nice -n 10 python scripts/train_denoisers.py --kind dncnn --sigma-range 10 55
     nice -n 10 python scripts/train_denoisers.py --kind dilated --photons 100
+    nice -n 10 python scripts/train_denoisers.py --kind noise_aware --sigma-range 5 55 \
+        --radiographs --init dilated_sigma25
+    nice -n 10 python scripts/train_denoisers.py --kind noise_aware --sigma-range 5 55 \
+        --objective sure
 
 The noise is a noise model of :mod:`dlmi_utils.noise`: ``--sigma S`` white Gaussian noise of
 std S / 255; ``--sigma-range LO HI`` a level drawn per patch (blind training, validated at
 ``--val-sigma``); ``--photons N0`` quantum noise, learned in the Anscombe domain (input
 ``anscombe(y)``, target ``E[anscombe(y) | x]``, the validation PSNR measured there).
+
+``--kind noise_aware`` trains the FFDNet-style :class:`NoiseAwareDenoiser`, told the level of
+each patch's noise (``--sigma-range``: one network for all levels); ``--init`` may then name
+a :class:`DilatedDenoiser` of the same layout, which it starts from
+(:meth:`NoiseAwareDenoiser.from_dilated`). ``--radiographs`` adds the training radiographs of
+other anatomy (:func:`dlmi_utils.data.load_radiographs`, chest and cat; the leg is held out)
+to the patches. ``--objective sure`` trains on the MC-SURE of the noisy patches
+(:func:`dlmi_utils.losses.mc_sure_loss`): the clean patches serve the validation curve only.
 
 ``--init NAME`` trains on from shipped weights of the same kind and layout. The record of the
 new weights then keeps NAME's ``command`` followed by `` && `` and this one, and NAME's runs
@@ -47,14 +59,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from dlmi_utils import losses
-from dlmi_utils.data import load_mammograms
-from dlmi_utils.denoising.models import DENOISER_KINDS, build_denoiser
+from dlmi_utils.data import load_mammograms, load_radiographs
+from dlmi_utils.denoising.models import (
+    DENOISER_KINDS,
+    DilatedDenoiser,
+    NoiseAwareDenoiser,
+    build_denoiser,
+)
 from dlmi_utils.denoising.patches import NoisyPatches, breast_crops
+from dlmi_utils.denoising.training import noise_aware_step, sure_loss_step
 from dlmi_utils.device import get_device
 from dlmi_utils.noise import GaussianNoise, NoiseModel, PoissonNoise, sigma_8bit
 from dlmi_utils.patches import PatchDataset
 from dlmi_utils.pretrained import load_pretrained, load_record, save_pretrained
-from dlmi_utils.train import evaluate, fit
+from dlmi_utils.train import evaluate, fit, pair_step
 
 TRAIN_VIEWS = ("rcc", "lcc", "rmlo")
 VAL_VIEW = "lmlo"
@@ -90,10 +108,19 @@ def validation_pairs(noise: NoiseModel, pixel_size_mm: float, crop: int = VAL_CR
     return pairs
 
 
+def with_levels(pairs: list[tuple[torch.Tensor, torch.Tensor]], noise: NoiseModel
+                ) -> list[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The pairs of a noise-aware net: ``((y, sigma), x)``, ``sigma`` the level of ``noise``."""
+    level = torch.tensor([noise.level], dtype=torch.float32)
+    return [((y, level), x) for y, x in pairs]
+
+
 def validation_scores(model: torch.nn.Module, noise: NoiseModel, pixel_size_mm: float
                       ) -> dict[str, float]:
     """Mean PSNR (dB, data range 1) / SSIM / MS-SSIM on :func:`validation_pairs`."""
     pairs = validation_pairs(noise, pixel_size_mm)
+    if isinstance(model, NoiseAwareDenoiser):
+        model = model.at(noise.level)
     scores = evaluate(model, pairs, device="cpu", data_range=1.0)
     model.eval()
     with torch.no_grad():
@@ -127,6 +154,9 @@ def initial_model(args: argparse.Namespace) -> torch.nn.Module:
     if args.init is None:
         return model
     shipped = load_pretrained(args.init)
+    if (isinstance(model, NoiseAwareDenoiser) and type(shipped) is DilatedDenoiser
+            and shipped.config == {**model.config}):
+        return NoiseAwareDenoiser.from_dilated(shipped).train()
     if type(shipped) is not type(model) or shipped.config != model.config:
         raise SystemExit(f"--init {args.init} is a {type(shipped).__name__} {shipped.config}, "
                          f"not the {type(model).__name__} {model.config} asked for; give the same "
@@ -140,21 +170,30 @@ def train(args: argparse.Namespace, model: torch.nn.Module, loss: str, steps: in
     and its validation scores."""
     torch.set_num_threads(args.threads)
     views = [m for m in load_mammograms("train", args.pixel_size) if m.view in TRAIN_VIEWS]
-    patches = PatchDataset([m.image for m in views], [m.breast_mask for m in views],
+    images, masks = [m.image for m in views], [m.breast_mask for m in views]
+    if args.radiographs:  # the whole radiograph: its background and collimator edges too
+        images += list(load_radiographs("train").values())
+        masks += [np.ones(im.shape, bool) for im in images[len(masks):]]
+    patches = PatchDataset(images, masks,
                            patch_size=args.patch_size, n_patches=steps * args.batch_size,
                            min_inside=args.min_inside, seed=args.seed,
                            edge_fraction=args.edge_fraction, edge_lines=args.edge_lines,
                            anywhere_fraction=args.anywhere_fraction)
-    loader = DataLoader(NoisyPatches(patches, training_noise(args)),
+    aware = isinstance(model, NoiseAwareDenoiser)
+    loader = DataLoader(NoisyPatches(patches, training_noise(args), with_level=aware),
                         batch_size=args.batch_size, shuffle=False)
     val_noise = validation_noise(validation_data(args))
+    val_pairs = validation_pairs(val_noise, args.pixel_size)
     device = get_device(args.device)
-    history = fit(model, loader, validation_pairs(val_noise, args.pixel_size),
+    history = fit(model, loader, with_levels(val_pairs, val_noise) if aware else val_pairs,
                   epochs=args.epochs, lr=args.lr, loss_fn=LOSSES[loss](), seed=args.seed,
-                  device=device, data_range=1.0, progress=sys.stderr.isatty())
+                  device=device, data_range=1.0, progress=sys.stderr.isatty(),
+                  step=noise_aware_step if aware else pair_step,
+                  loss_step=sure_loss_step if args.objective == "sure" else None)
     model = model.cpu()  # the recorded scores are measured on the CPU, where the tests run
     run = {"steps": steps * args.epochs, "batch_size": args.batch_size,
-           "patch_size": args.patch_size, "loss": loss, "edge_fraction": args.edge_fraction,
+           "patch_size": args.patch_size, "loss": "mc_sure" if args.objective == "sure" else loss,
+           "radiographs": bool(args.radiographs), "edge_fraction": args.edge_fraction,
            "edge_lines": args.edge_lines, "anywhere_fraction": args.anywhere_fraction,
            "val_psnr_peak": 1.0, "val_psnr": [round(v, 3) for v in history.val_psnr]}
     return model, run, validation_scores(model, val_noise, args.pixel_size)
@@ -166,6 +205,17 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.kind == "resunet":
         return {"features": tuple(args.widths), "blocks": args.blocks, "unshuffle": args.unshuffle}
     return {"features": args.features, "unshuffle": args.unshuffle}
+
+
+def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a clear message on options that do not go together."""
+    if args.photons is not None and not args.photons > 0:
+        p.error(f"--photons must be positive, got {args.photons:g}")
+    if args.objective == "sure" and args.kind != "noise_aware":
+        p.error("--objective sure trains a noise-aware net (it needs each patch's sigma): "
+                "add --kind noise_aware")
+    if args.objective == "sure" and args.photons is not None:
+        p.error("SURE holds for Gaussian noise of known std: use --sigma or --sigma-range")
 
 
 def weights_name(args: argparse.Namespace) -> str:
@@ -243,12 +293,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="train on from these shipped weights (the same --kind and layout)")
     p.add_argument("--name", help="weights name (default {kind}_sigma{S}, {kind}_blind or "
                                   "{kind}_photons{N0})")
+    p.add_argument("--radiographs", action="store_true",
+                   help="add the training radiographs of other anatomy (chest, cat)")
+    p.add_argument("--objective", choices=("supervised", "sure"), default="supervised",
+                   help="supervised (MSE to the clean patch, --loss) or MC-SURE (noisy only)")
     p.add_argument("--ablation", action="store_true",
                    help="loss ablation (short runs) recorded in the record of --name")
     p.add_argument("--ablation-steps", type=int, default=150, help="steps per epoch")
     args = p.parse_args(argv)
-    if args.photons is not None and not args.photons > 0:
-        p.error(f"--photons must be positive, got {args.photons:g}")
+    check_options(p, args)
     name = weights_name(args)
     command = "python scripts/train_denoisers.py " + shlex.join(
         sys.argv[1:] if argv is None else argv)
