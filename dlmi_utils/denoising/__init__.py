@@ -1,19 +1,22 @@
 """Denoising: residual CNN denoisers, and the tools to train and apply them to whole images.
 
-- ``models``: DnCNN, the dilated (IRCNN) denoiser, a multi-scale residual U-Net, batch-norm
-  folding; shipped weights load with ``dlmi_utils.pretrained.load_pretrained(name)``;
+- ``models``: DnCNN, the dilated (IRCNN) denoiser, the noise-aware net told the noise level
+  (FFDNet), a multi-scale residual U-Net, batch-norm folding; shipped weights load with
+  ``dlmi_utils.pretrained.load_pretrained(name)``;
 - ``geometry``: the layers' geometry and the receptive field (how many input pixels one
   output pixel sees);
 - ``patches``: noisy training pairs, fixed evaluation crops, crops on small details;
+- ``training``: how noisy batches feed a noise-aware net, supervised or by SURE;
 - ``tiling``: a whole film denoised in overlapping tiles;
 - ``wiener``: BM3D's empirical Wiener step guided by any first estimate.
 """
 
-from dlmi_utils.denoising import geometry, models, patches, tiling, wiener
+from dlmi_utils.denoising import geometry, models, patches, tiling, training, wiener
 from dlmi_utils.denoising.geometry import receptive_field
 from dlmi_utils.denoising.models import (
     DilatedDenoiser,
     DnCNN,
+    NoiseAwareDenoiser,
     ResUNetDenoiser,
     count_parameters,
     fold_batch_norm,
@@ -25,6 +28,7 @@ from dlmi_utils.denoising.wiener import wiener_refine
 __all__ = [
     "DilatedDenoiser",
     "DnCNN",
+    "NoiseAwareDenoiser",
     "NoisyPatches",
     "ResUNetDenoiser",
     "breast_crops",
@@ -37,6 +41,7 @@ __all__ = [
     "receptive_field",
     "salient_crop",
     "tiling",
+    "training",
     "wiener",
     "wiener_refine",
 ]
