@@ -24,8 +24,10 @@ each patch's noise (``--sigma-range``: one network for all levels); ``--init`` m
 a :class:`DilatedDenoiser` of the same layout, which it starts from
 (:meth:`NoiseAwareDenoiser.from_dilated`). ``--radiographs`` adds the training radiographs of
 other anatomy (:func:`dlmi_utils.data.load_radiographs`, chest and cat; the leg is held out)
-to the patches. ``--objective sure`` trains on the MC-SURE of the noisy patches
-(:func:`dlmi_utils.losses.mc_sure_loss`): the clean patches serve the validation curve only.
+to the patches, ``--other-images`` CT slices and photographs, and ``--no-mammograms`` leaves the
+films out (a net that never sees a clean mammogram). ``--objective sure`` trains on the
+MC-SURE of the noisy patches (:func:`dlmi_utils.losses.mc_sure_loss`): the clean patches serve
+the validation curve only.
 
 ``--init NAME`` trains on from shipped weights of the same kind and layout. The record of the
 new weights then keeps NAME's ``command`` followed by `` && `` and this one, and NAME's runs
@@ -69,6 +71,7 @@ from dlmi_utils.denoising.models import (
 from dlmi_utils.denoising.patches import NoisyPatches, breast_crops
 from dlmi_utils.denoising.training import noise_aware_step, sure_loss_step
 from dlmi_utils.device import get_device
+from dlmi_utils.mri.datasets import load_other_images
 from dlmi_utils.noise import GaussianNoise, NoiseModel, PoissonNoise, sigma_8bit
 from dlmi_utils.patches import PatchDataset
 from dlmi_utils.pretrained import load_pretrained, load_record, save_pretrained
@@ -169,11 +172,15 @@ def train(args: argparse.Namespace, model: torch.nn.Module, loss: str, steps: in
     """``steps`` steps per epoch of ``model``; returns it (on the CPU), the summary of the run
     and its validation scores."""
     torch.set_num_threads(args.threads)
-    views = [m for m in load_mammograms("train", args.pixel_size) if m.view in TRAIN_VIEWS]
-    images, masks = [m.image for m in views], [m.breast_mask for m in views]
+    images, masks = [], []
+    if not args.no_mammograms:
+        views = [m for m in load_mammograms("train", args.pixel_size) if m.view in TRAIN_VIEWS]
+        images, masks = [m.image for m in views], [m.breast_mask for m in views]
     if args.radiographs:  # the whole radiograph: its background and collimator edges too
         images += list(load_radiographs("train").values())
-        masks += [np.ones(im.shape, bool) for im in images[len(masks):]]
+    if args.other_images:
+        images += list(load_other_images("train", kinds=("ct", "photo")))
+    masks += [np.ones(im.shape, bool) for im in images[len(masks):]]
     patches = PatchDataset(images, masks,
                            patch_size=args.patch_size, n_patches=steps * args.batch_size,
                            min_inside=args.min_inside, seed=args.seed,
@@ -193,7 +200,8 @@ def train(args: argparse.Namespace, model: torch.nn.Module, loss: str, steps: in
     model = model.cpu()  # the recorded scores are measured on the CPU, where the tests run
     run = {"steps": steps * args.epochs, "batch_size": args.batch_size,
            "patch_size": args.patch_size, "loss": "mc_sure" if args.objective == "sure" else loss,
-           "radiographs": bool(args.radiographs), "edge_fraction": args.edge_fraction,
+           "mammograms": not args.no_mammograms, "radiographs": bool(args.radiographs),
+           "other_images": bool(args.other_images), "edge_fraction": args.edge_fraction,
            "edge_lines": args.edge_lines, "anywhere_fraction": args.anywhere_fraction,
            "val_psnr_peak": 1.0, "val_psnr": [round(v, 3) for v in history.val_psnr]}
     return model, run, validation_scores(model, val_noise, args.pixel_size)
@@ -214,6 +222,11 @@ def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.objective == "sure" and args.kind != "noise_aware":
         p.error("--objective sure trains a noise-aware net (it needs each patch's sigma): "
                 "add --kind noise_aware")
+    if args.no_mammograms and not (args.radiographs or args.other_images):
+        p.error("--no-mammograms leaves no images: add --radiographs and/or --other-images")
+    if args.no_mammograms and (args.edge_fraction or args.edge_lines):
+        p.error("--edge-fraction and --edge-lines draw at the films' borders: not with "
+                "--no-mammograms")
     if args.objective == "sure" and args.photons is not None:
         p.error("SURE holds for Gaussian noise of known std: use --sigma or --sigma-range")
 
@@ -295,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                                   "{kind}_photons{N0})")
     p.add_argument("--radiographs", action="store_true",
                    help="add the training radiographs of other anatomy (chest, cat)")
+    p.add_argument("--other-images", action="store_true",
+                   help="add CT slices and photographs (dlmi_utils.mri.datasets.load_other_images)")
+    p.add_argument("--no-mammograms", action="store_true",
+                   help="leave the training patient's films out of the patches (a net that never "
+                        "sees a clean mammogram; the validation curve still scores one)")
     p.add_argument("--objective", choices=("supervised", "sure"), default="supervised",
                    help="supervised (MSE to the clean patch, --loss) or MC-SURE (noisy only)")
     p.add_argument("--ablation", action="store_true",

@@ -105,6 +105,10 @@ def test_other_images_split_by_source_and_never_hold_pydicom_data_mr():
     assert val.shape[1:] == (32, 32) and val.dtype == np.float32
     assert val.min() >= 0 and val.max() <= 1 and val.std() > 0.05
     assert len(val) == 5 * 3  # each of the 3 sources: the whole image and a 2 x 2 grid
+    photos = load_other_images("val", size=32, kinds=("photo",))
+    assert len(photos) == 5 * 2 and np.array_equal(photos, val[5:])  # camera, moon
+    with pytest.raises(ValueError, match="unknown kinds"):
+        load_other_images("val", kinds=("mammo",))
 
 
 def test_image_test_examples_are_fixed_acquisitions_at_training_size():

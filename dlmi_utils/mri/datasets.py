@@ -224,14 +224,23 @@ def _crops(image: np.ndarray, size: int) -> list[np.ndarray]:
     return out
 
 
-def load_other_images(split: str, size: int = 256) -> np.ndarray:
+def load_other_images(split: str, size: int = 256,
+                      kinds: tuple[str, ...] | None = None) -> np.ndarray:
     """The images of :data:`OTHER_IMAGES` (``split`` ``"train"`` or ``"val"``, by source, never
     by crop) as ``(N, size, size)`` float32 in [0, 1]: CT slices in a soft-tissue window
     (:data:`CT_WINDOW_HU`), radiographs and mammograms, scikit-image's photographs; each in the
-    crops of two scales (the whole image, and a 2 x 2 grid at twice the size)."""
+    crops of two scales (the whole image, and a 2 x 2 grid at twice the size). ``kinds`` keeps
+    the sources of those kinds only (``"ct"``, ``"dicom"``, ``"mammo"``, ``"photo"``)."""
     if split not in OTHER_IMAGES:
         raise ValueError(f"split must be one of {tuple(OTHER_IMAGES)}, got {split!r}")
-    crops = [c for source in OTHER_IMAGES[split] for image in _source_images(source)
+    sources = OTHER_IMAGES[split]
+    if kinds is not None:
+        known = {s.split(":")[0] for s in sources}
+        if unknown := set(kinds) - known:
+            raise ValueError(f"unknown kinds {sorted(unknown)}; the {split} sources are of the "
+                             f"kinds {sorted(known)}")
+        sources = tuple(s for s in sources if s.split(":")[0] in kinds)
+    crops = [c for source in sources for image in _source_images(source)
              for c in _crops(np.asarray(image, dtype=np.float32), size)]
     return np.stack(crops).astype(np.float32)
 
