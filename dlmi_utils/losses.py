@@ -19,6 +19,11 @@ Self-supervised loss, which needs no clean target:
   on white Gaussian noise of known std, with the Monte-Carlo divergence of Ramani et al. 2008
   (the loss of Soltanayev & Chun 2018 for training on noisy images only)
 
+A feature loss, for images a fixed network has learned to read:
+
+- ``PerceptualLoss(features, layers)``: the MSE between feature maps of a frozen network
+  (Johnson et al. 2016; the perceptual loss of Yang et al. 2018's WGAN-VGG)
+
 Segmentation losses take class probabilities ``(B, C, H, W)`` (after softmax or sigmoid) and a
 target of the same shape (one-hot) or integer labels ``(B, H, W)``:
 
@@ -479,3 +484,66 @@ def mc_sure_loss(
     s2 = sigma_t**2
     per_image = (y - fy).flatten(1).pow(2).mean(1) - s2 + 2 * s2 * divergence / n
     return _reduce(per_image, reduction)
+
+
+# ------------------------------------------------------------------------ perceptual
+class PerceptualLoss(nn.Module):
+    """Perceptual loss (Johnson et al. 2016): the MSE between feature maps of a fixed network.
+
+    ``L(x, t) = sum_l w_l mean_{c,i,j} (phi_l(x) - phi_l(t))^2`` over the ``layers`` ``l``,
+    ``phi_l`` the output of the child named ``l`` of ``features``: an ``nn.Sequential`` of
+    named layers, e.g. :func:`dlmi_utils.features.feature_network` (``"relu4_2"`` of the
+    course's network; Yang et al. 2018 use ``"relu5_4"`` of ImageNet's VGG-19). Only the
+    children up to the deepest of ``layers`` run. ``weights``: one per layer, default 1.
+
+    ``x``, ``target``: ``(B, C, H, W)`` as the network expects: for the networks of
+    :mod:`dlmi_utils.features`, grey images on the [0, 1] scale (a CT image with a HU window
+    mapped linearly to [0, 1]). ``features`` is frozen here (``requires_grad_(False)``, eval
+    mode, kept in eval mode by ``train()``): the gradient flows into ``x`` only, and the
+    target's features are computed without gradient (a reference).
+    """
+
+    def __init__(self, features: nn.Sequential, layers: Sequence[str],
+                 weights: Sequence[float] | None = None, reduction: str = "mean"):
+        super().__init__()
+        if not isinstance(features, nn.Sequential):
+            raise TypeError(f"PerceptualLoss: features must be an nn.Sequential of named layers "
+                            f"(dlmi_utils.features.feature_network), got "
+                            f"{type(features).__name__}")
+        if isinstance(layers, str):
+            layers = (layers,)
+        names = [name for name, _ in features.named_children()]
+        unknown = [layer for layer in layers if layer not in names]
+        if not layers or unknown:
+            raise ValueError(f"PerceptualLoss: layers must be names of children of features, "
+                             f"got {list(layers)}; available: {names}")
+        weights = [1.0] * len(layers) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(layers) or min(weights) < 0:
+            raise ValueError(f"PerceptualLoss: one non-negative weight per layer, got {weights} "
+                             f"for {list(layers)}")
+        _reduce(torch.zeros(1), reduction)  # checks the reduction's name
+        self.features = features.requires_grad_(False).eval()
+        self.layers, self.weights, self.reduction = tuple(layers), weights, reduction
+        self._depth = max(names.index(layer) for layer in self.layers) + 1
+
+    def train(self, mode: bool = True) -> PerceptualLoss:
+        super().train(mode)
+        self.features.eval()
+        return self
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The maps ``phi_l(x)`` of :attr:`layers`, in their order."""
+        maps = {}
+        for name, layer in list(self.features.named_children())[: self._depth]:
+            x = layer(x)
+            if name in self.layers:
+                maps[name] = x
+        return [maps[layer] for layer in self.layers]
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair(x, target, "PerceptualLoss")
+        with torch.no_grad():
+            reference = self.feature_maps(target)
+        per_image = sum(w * (f - r).pow(2).flatten(1).mean(dim=1) for w, f, r
+                        in zip(self.weights, self.feature_maps(x), reference, strict=True))
+        return _reduce(per_image, self.reduction)

@@ -324,3 +324,84 @@ def test_mc_sure_bad_input_is_a_clear_error():
         L.mc_sure_loss(lambda z: z, y, torch.tensor([0.1, 0.1, 0.1]))
     with pytest.raises(ValueError, match="keep the shape"):
         L.mc_sure_loss(lambda z: z[..., 1:], y, 0.1)
+
+
+# ------------------------------------------------------------------ perceptual
+def _tiny_features(dtype=torch.float64, seed=0) -> torch.nn.Sequential:
+    """conv1 -> relu1 -> pool1 -> conv2 -> relu2: a VGG of two 3x3 convolutions."""
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential()
+    for name, layer in (("conv1", torch.nn.Conv2d(1, 3, 3, padding=1)), ("relu1", torch.nn.ReLU()),
+                        ("pool1", torch.nn.MaxPool2d(2)),
+                        ("conv2", torch.nn.Conv2d(3, 4, 3, padding=1)), ("relu2", torch.nn.ReLU())):
+        net.add_module(name, layer)
+    return net.to(dtype)
+
+
+def test_perceptual_loss_is_zero_for_identical_images_and_grows_with_noise():
+    _, target = _images(b=2, h=16, w=16)
+    loss = L.PerceptualLoss(_tiny_features(), ["relu2"])
+    assert loss(target, target).item() == 0.0
+    values = [loss(_images(b=2, h=16, w=16, noise=s)[0], target).item() for s in (0.01, 0.1, 0.5)]
+    assert 0 < values[0] < values[1] < values[2]
+
+
+def test_perceptual_loss_is_the_weighted_mse_of_the_feature_maps():
+    x, target = _images(b=2, h=16, w=16)
+    net = _tiny_features()
+    loss = L.PerceptualLoss(net, ["relu1", "conv2"], weights=[2.0, 0.5], reduction="none")
+    relu1 = lambda z: net.relu1(net.conv1(z))  # noqa: E731
+    conv2 = lambda z: net.conv2(net.pool1(relu1(z)))  # noqa: E731
+    expected = (2.0 * (relu1(x) - relu1(target)).pow(2).mean(dim=(1, 2, 3))
+                + 0.5 * (conv2(x) - conv2(target)).pow(2).mean(dim=(1, 2, 3)))
+    torch.testing.assert_close(loss(x, target), expected)
+    assert L.PerceptualLoss(net, "relu1")(x, target).item() == pytest.approx(
+        (relu1(x) - relu1(target)).pow(2).mean().item())
+
+
+def test_perceptual_loss_passes_gradcheck_in_float64():
+    x, target = _images(b=1, h=8, w=8)
+    loss = L.PerceptualLoss(_tiny_features(), ["relu1", "relu2"])
+    x = x.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a: loss(a, target), (x,))
+
+
+def test_perceptual_loss_sends_gradient_to_the_input_only():
+    x, target = _images(b=2, h=16, w=16)
+    net = _tiny_features()
+    loss = L.PerceptualLoss(net, ["relu2"])
+    assert not any(p.requires_grad for p in net.parameters())
+    x, target = x.clone().requires_grad_(True), target.clone().requires_grad_(True)
+    loss(x, target).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert target.grad is None
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_perceptual_loss_runs_the_network_up_to_its_deepest_layer_only_and_stays_in_eval():
+    class Boom(torch.nn.Module):
+        def forward(self, z):
+            raise AssertionError("a layer after the deepest one ran")
+
+    net = _tiny_features()
+    net.add_module("boom", Boom())
+    net.add_module("dropout", torch.nn.Dropout(0.5))
+    loss = L.PerceptualLoss(net, ["relu1"]).train()
+    x, target = _images(b=1, h=8, w=8)
+    assert loss(x, target).item() > 0
+    assert loss.training and not net.training and not net.dropout.training
+
+
+def test_perceptual_loss_bad_input_is_a_clear_error():
+    net = _tiny_features()
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        L.PerceptualLoss(torch.nn.Conv2d(1, 1, 3), ["conv1"])
+    with pytest.raises(ValueError, match="available: \\['conv1'"):
+        L.PerceptualLoss(net, ["relu5_4"])
+    with pytest.raises(ValueError, match="one non-negative weight per layer"):
+        L.PerceptualLoss(net, ["relu1", "relu2"], weights=[1.0])
+    with pytest.raises(ValueError, match="reduction"):
+        L.PerceptualLoss(net, ["relu1"], reduction="sum")
+    x, target = _images(b=1, h=8, w=8)
+    with pytest.raises(ValueError, match="same shape"):
+        L.PerceptualLoss(net, ["relu1"])(x, target[..., 1:])
