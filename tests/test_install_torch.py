@@ -22,7 +22,7 @@ PYTHON_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 VALIDATION_TESTS = [
     "tests/test_pretrained_cascade.py::test_recorded_validation_psnr_is_reproduced[cascade-4]",
     "tests/test_pretrained_denoisers.py::test_reproduces_recorded_validation_figures"
-    "[dilated_sigma25]",
+    "[noise_aware]",
 ]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]

@@ -79,9 +79,9 @@ def test_every_shipped_set_is_loaded_by_a_notebook_or_a_benchmark():
 
 def test_unknown_name_lists_what_is_shipped_and_how_weights_are_made():
     with pytest.raises(FileNotFoundError) as err:
-        load_pretrained("dilated_sigma7")
+        load_pretrained("denoiser_sigma7")
     message = str(err.value)
-    assert "'dilated_sigma7'" in message and "dilated_sigma25" in message and "scripts/" in message
+    assert "'denoiser_sigma7'" in message and "noise_aware" in message and "scripts/" in message
 
 
 def test_the_base_module_imports_no_domain():
