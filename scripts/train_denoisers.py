@@ -69,7 +69,11 @@ from dlmi_utils.denoising.models import (
     build_denoiser,
 )
 from dlmi_utils.denoising.patches import NoisyPatches, breast_crops
-from dlmi_utils.denoising.training import noise_aware_step, sure_loss_step
+from dlmi_utils.denoising.training import (
+    noise_aware_step,
+    relative_sure_loss_step,
+    sure_loss_step,
+)
 from dlmi_utils.device import get_device
 from dlmi_utils.mri.datasets import load_other_images
 from dlmi_utils.noise import GaussianNoise, NoiseModel, PoissonNoise, sigma_8bit
@@ -196,10 +200,13 @@ def train(args: argparse.Namespace, model: torch.nn.Module, loss: str, steps: in
                   epochs=args.epochs, lr=args.lr, loss_fn=LOSSES[loss](), seed=args.seed,
                   device=device, data_range=1.0, progress=sys.stderr.isatty(),
                   step=noise_aware_step if aware else pair_step,
-                  loss_step=sure_loss_step if args.objective == "sure" else None)
+                  loss_step={"sure": sure_loss_step, "relative_sure": relative_sure_loss_step
+                             }.get(args.objective))
     model = model.cpu()  # the recorded scores are measured on the CPU, where the tests run
     run = {"steps": steps * args.epochs, "batch_size": args.batch_size,
-           "patch_size": args.patch_size, "loss": "mc_sure" if args.objective == "sure" else loss,
+           "patch_size": args.patch_size,
+           "loss": {"sure": "mc_sure", "relative_sure": "relative_mc_sure"}.get(args.objective,
+                                                                                 loss),
            "mammograms": not args.no_mammograms, "radiographs": bool(args.radiographs),
            "other_images": bool(args.other_images), "edge_fraction": args.edge_fraction,
            "edge_lines": args.edge_lines, "anywhere_fraction": args.anywhere_fraction,
@@ -219,7 +226,7 @@ def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with a clear message on options that do not go together."""
     if args.photons is not None and not args.photons > 0:
         p.error(f"--photons must be positive, got {args.photons:g}")
-    if args.objective == "sure" and args.kind != "noise_aware":
+    if args.objective != "supervised" and args.kind != "noise_aware":
         p.error("--objective sure trains a noise-aware net (it needs each patch's sigma): "
                 "add --kind noise_aware")
     if args.no_mammograms and not (args.radiographs or args.other_images):
@@ -227,7 +234,7 @@ def check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.no_mammograms and (args.edge_fraction or args.edge_lines):
         p.error("--edge-fraction and --edge-lines draw at the films' borders: not with "
                 "--no-mammograms")
-    if args.objective == "sure" and args.photons is not None:
+    if args.objective != "supervised" and args.photons is not None:
         p.error("SURE holds for Gaussian noise of known std: use --sigma or --sigma-range")
 
 
@@ -313,8 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-mammograms", action="store_true",
                    help="leave the training patient's films out of the patches (a net that never "
                         "sees a clean mammogram; the validation curve still scores one)")
-    p.add_argument("--objective", choices=("supervised", "sure"), default="supervised",
-                   help="supervised (MSE to the clean patch, --loss) or MC-SURE (noisy only)")
+    p.add_argument("--objective", choices=("supervised", "sure", "relative_sure"),
+                   default="supervised",
+                   help="supervised (MSE to the clean patch, --loss), MC-SURE (noisy only), or "
+                        "each patch's MC-SURE over its sigma^2 (every level weighs the same)")
     p.add_argument("--ablation", action="store_true",
                    help="loss ablation (short runs) recorded in the record of --name")
     p.add_argument("--ablation-steps", type=int, default=150, help="steps per epoch")
