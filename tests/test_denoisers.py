@@ -341,3 +341,15 @@ def test_noise_aware_net_learns_to_use_the_level():
             y = x + true * noise
             right = (net(y, true) - x).pow(2).mean()
             assert right < (net(y, wrong) - x).pow(2).mean()
+
+
+def test_a_net_at_a_fixed_level_keeps_the_mode_of_the_net():
+    """Wrapping an eval-mode net must not switch it to training mode when the wrapper's mode is
+    set or restored (batch norm would then use batch statistics and update its running ones)."""
+    from dlmi_utils.denoising.models import NoiseAwareDenoiser
+
+    net = NoiseAwareDenoiser(features=4).eval()
+    fixed = net.at(0.1)
+    assert not fixed.training and not net.training
+    fixed.train(fixed.training)  # what a caller that restores the mode does
+    assert not net.training

@@ -70,21 +70,30 @@ class _ResidualDenoiser(nn.Module):
         return self.body(y)
 
 
-def _init_weights(model: _ResidualDenoiser) -> None:
-    """He (Kaiming) initialisation for the ReLU convolutions, zeros for the last one.
+def initialise(model: nn.Module, identity: bool = False) -> nn.Module:
+    """He (Kaiming) initialisation of the convolutions of ``model``, zero biases, and zeros
+    for its last convolution; returns ``model``.
 
-    The zero last layer starts the network at ``x_hat = y`` (no noise estimated yet) rather
-    than at a random image of the scale of the features: training on a CPU gets going in a
-    few dozen steps instead of first unlearning that output.
+    The zero last layer starts a residual network at ``x_hat = y`` (no noise estimated yet)
+    rather than at a random image of the scale of the features: training on a CPU gets going
+    in a few dozen steps instead of first unlearning that output. ``identity=True`` starts
+    every other convolution with as many outputs as inputs as the identity
+    (``nn.init.dirac_``, Yu & Koltun 2016's choice for dilated networks): each such layer
+    first passes its features through, whatever its dilation.
     """
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    last = model.body[-1]
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has no convolution to initialise")
+    for m in convs:
+        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        if identity and m.in_channels == m.out_channels and m.groups == 1:
+            nn.init.dirac_(m.weight)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    nn.init.zeros_(convs[-1].weight)
+    if convs[-1].bias is not None:
+        nn.init.zeros_(convs[-1].bias)
+    return model
 
 
 class DnCNN(_ResidualDenoiser):
@@ -105,7 +114,7 @@ class DnCNN(_ResidualDenoiser):
         layers += [dilated_block(features, features, 1, batch_norm) for _ in range(depth - 2)]
         layers.append(nn.Conv2d(features, channels, 3, padding=1))
         self.body = nn.Sequential(*layers)
-        _init_weights(self)
+        initialise(self)
 
 
 class DilatedDenoiser(_ResidualDenoiser):
@@ -143,7 +152,7 @@ class DilatedDenoiser(_ResidualDenoiser):
         self.body = nn.Sequential(*layers)
         if unshuffle > 1:
             self.depth_to_space = nn.PixelShuffle(unshuffle)
-        _init_weights(self)
+        initialise(self)
 
     def residual_map(self, y: torch.Tensor) -> torch.Tensor:
         s = self.config["unshuffle"]
@@ -256,6 +265,7 @@ class FixedLevel(nn.Module):
     def __init__(self, model: NoiseAwareDenoiser, sigma: float | torch.Tensor):
         super().__init__()
         self.model, self.sigma = model, sigma
+        self.train(model.training)  # a new module is in training mode: keep the model's
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.model(y, self.sigma)
@@ -341,7 +351,7 @@ class ResUNetDenoiser(_ResidualDenoiser):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
-        # every block starts as the identity and the net at x_hat = y (as _init_weights)
+        # every block starts as the identity and the net at x_hat = y (as initialise)
         for m in self.modules():
             if isinstance(m, _ResidualBlock):
                 nn.init.zeros_(m.conv2.weight)
