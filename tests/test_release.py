@@ -173,9 +173,9 @@ def test_student_readme_says_how_to_open_the_labs_and_nothing_of_the_instructors
 
 
 # ------------------------------------------------------------------ a working repository
-def _import_probe(site: Path, labs: Path) -> str:
-    """Python that imports, with ``site`` first on the path and without this repository's
-    editable install, every module the labs import and every module of the package."""
+def _lab_imports(labs: Path, top_level: bool = False) -> set[str]:
+    """The modules (``top_level``: their top-level packages) the code cells of ``labs``
+    import."""
     modules = set()
     for lab in sorted(labs.glob("*.ipynb")):
         for cell in nbformat.read(lab, as_version=4).cells:
@@ -188,6 +188,13 @@ def _import_probe(site: Path, labs: Path) -> str:
                     modules |= {alias.name for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     modules.add(node.module)
+    return {m.split(".")[0] for m in modules} if top_level else modules
+
+
+def _import_probe(site: Path, labs: Path) -> str:
+    """Python that imports, with ``site`` first on the path and without this repository's
+    editable install, every module the labs import and every module of the package."""
+    modules = _lab_imports(labs)
     return f"""
 import importlib, pkgutil, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
@@ -207,6 +214,24 @@ else:
 from dlmi_utils.pretrained import available, load_pretrained
 print(len(available()), type(load_pretrained(available()[0])).__name__)
 """
+
+
+def test_every_package_the_labs_import_is_a_dependency_of_the_release(released):
+    """A student installs the release's dependencies only (not the test extra): each
+    third-party module a lab imports must come from one of them."""
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((released / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~ \[;]", r, maxsplit=1)[0].lower().replace("_", "-")
+                for r in project["dependencies"]}
+    distributions = packages_distributions()
+    missing = {}
+    for module in _lab_imports(released / "labs", top_level=True) - set(sys.stdlib_module_names) - {
+            "dlmi_utils"}:
+        dists = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
+        if not dists & declared:
+            missing[module] = sorted(dists)
+    assert not missing, f"imported by a lab but not a dependency of the release: {missing}"
 
 
 def test_every_lab_import_resolves_in_the_release(released, tmp_path):
