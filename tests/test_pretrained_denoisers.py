@@ -133,7 +133,13 @@ def test_the_folded_copy_of_the_benchmark_denoises_as_the_shipped_net(name):
     torch.testing.assert_close(folded, expected, atol=2e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+SURE_DEFECT = pytest.mark.xfail(strict=True, reason=(
+    "a known defect of the SURE net (benchmarks/README.md): it barely denoises at the lower "
+    "levels and its level does not act as a knob"))
+BEHAVING = ["noise_aware", pytest.param("noise_aware_sure", marks=SURE_DEFECT)]
+
+
+@pytest.mark.parametrize("name", BEHAVING)
 @pytest.mark.parametrize("level", [15, 25, 50])
 def test_told_the_level_the_nets_flatten_noisy_black_film(name, level):
     """Flat black film (two thirds of a mammogram) with noise of ``level``: most of it goes."""
@@ -145,7 +151,7 @@ def test_told_the_level_the_nets_flatten_noisy_black_film(name, level):
     assert abs(float(centre.mean())) < 0.1 * level / 255
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", BEHAVING)
 def test_the_level_is_a_knob_a_higher_one_smooths_more(name):
     y = add_gaussian_noise(np.full((96, 96), 0.5, np.float32), 25 / 255, seed=1)
     y = torch.from_numpy(y)[None, None]
