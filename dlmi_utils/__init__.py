@@ -20,7 +20,7 @@ Domains (each imports the base, never another domain)::
 
     mri/        physics (MRIForward), sampling, cs, dc, cascade, unet, datasets, explorer
     denoising/  models (DnCNN, dilated, noise-aware, residual U-Net), geometry, patches,
-                training, tiling, wiener
+                training, tiling
     gan/        models, losses, training, data, evaluation
     ct/         physics (ParallelBeamProjector, FBP), dose, noise_texture, classical, denoising
     superres/   physics (ThickSliceForward), interpolation, models, tissue, evaluation, training

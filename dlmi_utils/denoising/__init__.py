@@ -7,11 +7,10 @@
   output pixel sees);
 - ``patches``: noisy training pairs, fixed evaluation crops, crops on small details;
 - ``training``: how noisy batches feed a noise-aware net, supervised or by SURE;
-- ``tiling``: a whole film denoised in overlapping tiles;
-- ``wiener``: BM3D's empirical Wiener step guided by any first estimate.
+- ``tiling``: a whole film denoised in overlapping tiles.
 """
 
-from dlmi_utils.denoising import geometry, models, patches, tiling, training, wiener
+from dlmi_utils.denoising import geometry, models, patches, tiling, training
 from dlmi_utils.denoising.geometry import receptive_field
 from dlmi_utils.denoising.models import (
     DilatedDenoiser,
@@ -23,7 +22,6 @@ from dlmi_utils.denoising.models import (
 )
 from dlmi_utils.denoising.patches import NoisyPatches, breast_crops, salient_crop
 from dlmi_utils.denoising.tiling import predict_tiled
-from dlmi_utils.denoising.wiener import wiener_refine
 
 __all__ = [
     "DilatedDenoiser",
@@ -42,6 +40,4 @@ __all__ = [
     "salient_crop",
     "tiling",
     "training",
-    "wiener",
-    "wiener_refine",
 ]
