@@ -132,13 +132,13 @@ def test_pairs_with_level_carry_the_std_each_patch_was_drawn_with():
 def test_breast_crops_keep_the_margin_from_the_film_border():
     from dlmi_utils.denoising.patches import FILM_BORDER_MARGIN
 
-    mask = np.ones((200, 200), bool)  # tissue up to the film's edge, as at the chest wall
+    mask = np.ones((300, 300), bool)  # tissue up to the film's edge, as at the chest wall
     crops = breast_crops(mask, 64, 4, margin=FILM_BORDER_MARGIN)
     for r, c in crops:
-        assert FILM_BORDER_MARGIN <= r <= 200 - 64 - FILM_BORDER_MARGIN
-        assert FILM_BORDER_MARGIN <= c <= 200 - 64 - FILM_BORDER_MARGIN
+        assert FILM_BORDER_MARGIN <= r <= 300 - 64 - FILM_BORDER_MARGIN
+        assert FILM_BORDER_MARGIN <= c <= 300 - 64 - FILM_BORDER_MARGIN
     assert min(min(r, c) for r, c in breast_crops(mask, 64, 4)) == 0  # without: on the edge
     with pytest.raises(ValueError, match="16 px from the border"):
-        breast_crops(mask, 64, 9, margin=16)
+        breast_crops(mask, 64, 20, margin=16)
     with pytest.raises(ValueError, match="margin"):
         breast_crops(mask, 64, 1, margin=-1)
