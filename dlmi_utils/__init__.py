@@ -3,6 +3,8 @@
 Base modules (each one idea; they import nothing from the domains)::
 
     fourier     centred orthonormal FFTs (numpy and torch)
+    finite_differences
+                the gradient of TV (forward differences) and its adjoint (numpy and torch)
     metrics     MSE, PSNR, SSIM, SNR, EPI, CoC; Dice, Hausdorff, ASD
     losses      torch training losses (pixel, SSIM, Dice, MC-SURE, perceptual)
     noise       Gaussian, Rician, complex k-space, Poisson and X-ray transmission noise; the

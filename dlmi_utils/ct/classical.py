@@ -66,6 +66,7 @@ from dlmi_utils.ct.dose import (
 )
 from dlmi_utils.ct.noise_texture import noise_power_spectrum
 from dlmi_utils.ct.physics import ParallelBeamProjector
+from dlmi_utils.finite_differences import gradient_2d, gradient_2d_adjoint
 from dlmi_utils.noise import Seed, numpy_generator
 
 HU_SCALE = 1000.0
@@ -262,7 +263,7 @@ def tv_reconstruct(
 
     x = torch.clamp(reconstruct_hu(yt, projector, pixel_size_mm, mu_water=mu_water),
                     min=AIR_MU_HU)
-    kx, dx = data_op(x), _grad(x)
+    kx, dx = data_op(x), gradient_2d(x)
     objective = [_objective(kx, target, dx, lam)]
     q1, q2 = torch.zeros_like(target), torch.zeros_like(dx)
     kxbar, dxbar = kx, dx
@@ -273,8 +274,8 @@ def tv_reconstruct(
         q1 = (q1 + s1 * (kxbar - target)) / (1 + s1)
         q2 = q2 + s2 * dxbar
         q2 = q2 / torch.clamp(q2.norm(dim=0) / lam, min=1.0) if lam > 0 else torch.zeros_like(q2)
-        x_new = torch.clamp(x - tau * (data_adjoint(q1) + _grad_adjoint(q2)), min=AIR_MU_HU)
-        kx_new, dx_new = data_op(x_new), _grad(x_new)
+        x_new = torch.clamp(x - tau * (data_adjoint(q1) + gradient_2d_adjoint(q2)), min=AIR_MU_HU)
+        kx_new, dx_new = data_op(x_new), gradient_2d(x_new)
         kxbar, dxbar = 2 * kx_new - kx, 2 * dx_new - dx  # K and D are linear: no extra A
         changes.append(float((x_new - x).pow(2).mean().sqrt()))
         x, kx, dx = x_new, kx_new, dx_new
@@ -287,24 +288,6 @@ def tv_reconstruct(
 def _objective(kx: torch.Tensor, target: torch.Tensor, dx: torch.Tensor, lam: float) -> float:
     data = 0.5 * float((kx.double() - target.double()).pow(2).sum())
     return data + lam * float(dx.double().norm(dim=0).sum())
-
-
-def _grad(x: torch.Tensor) -> torch.Tensor:
-    """Forward differences ``(2, H, W)`` (vertical, horizontal), zero at the last row/column."""
-    g = x.new_zeros((2, *x.shape))
-    g[0, :-1] = x[1:] - x[:-1]
-    g[1, :, :-1] = x[:, 1:] - x[:, :-1]
-    return g
-
-
-def _grad_adjoint(g: torch.Tensor) -> torch.Tensor:
-    """The adjoint of :func:`_grad` (minus the divergence)."""
-    x = g.new_zeros(g.shape[1:])
-    x[:-1] -= g[0, :-1]
-    x[1:] += g[0, :-1]
-    x[:, :-1] -= g[1, :, :-1]
-    x[:, 1:] += g[1, :, :-1]
-    return x
 
 
 def _operator_norm(op, adjoint, ones: torch.Tensor, n_power: int = 15) -> float:

@@ -38,6 +38,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from dlmi_utils.finite_differences import gradient_2d, gradient_2d_adjoint
 from dlmi_utils.metrics import psnr as _psnr
 from dlmi_utils.mri.dc import data_consistency
 
@@ -362,27 +363,9 @@ def fista_wavelet(
 
 
 # ----------------------------------------------------------------------------- total variation
-def _grad(x: np.ndarray) -> np.ndarray:
-    """Forward differences ``(2, H, W)`` (vertical, horizontal), zero at the last row/column."""
-    g = np.zeros((2, *x.shape), dtype=x.dtype)
-    g[0, :-1] = x[1:] - x[:-1]
-    g[1, :, :-1] = x[:, 1:] - x[:, :-1]
-    return g
-
-
-def _grad_adjoint(g: np.ndarray) -> np.ndarray:
-    """The adjoint of :func:`_grad` (minus the divergence)."""
-    x = np.zeros(g.shape[1:], dtype=g.dtype)
-    x[:-1] -= g[0, :-1]
-    x[1:] += g[0, :-1]
-    x[:, :-1] -= g[1, :, :-1]
-    x[:, 1:] += g[1, :, :-1]
-    return x
-
-
 def total_variation(x: np.ndarray, isotropic: bool = True) -> float:
     """``TV(x) = sum_pixels sqrt(|D_v x|^2 + |D_h x|^2)`` (isotropic) or ``|D_v x| + |D_h x|``."""
-    g = _grad(np.asarray(x))
+    g = gradient_2d(np.asarray(x))
     if isotropic:
         return float(np.sqrt((np.abs(g) ** 2).sum(axis=0)).sum())
     return float(np.abs(g).sum())
@@ -447,15 +430,15 @@ def tv_reconstruction(
     track.check_shape(x.shape)
     p = np.zeros_like(y, dtype=np.result_type(y.dtype, x.dtype))
     q = np.zeros((2, *x.shape), dtype=x.dtype)
-    ax, dx = _to_numpy(physics.A(x)), _grad(x)
+    ax, dx = _to_numpy(physics.A(x)), gradient_2d(x)
     axbar, dxbar = ax, dx
     for _ in range(n_iter):
         p = (p + sigma * (axbar - y)) / (1 + sigma)
         q = q + sigma * dxbar
         norm = np.sqrt((np.abs(q) ** 2).sum(axis=0, keepdims=True)) if isotropic else np.abs(q)
         q = q / np.maximum(norm / lam, 1) if lam > 0 else np.zeros_like(q)
-        x_new = x - tau * (_to_numpy(physics.A_adjoint(p)) + _grad_adjoint(q))
-        ax_new, dx_new = _to_numpy(physics.A(x_new)), _grad(x_new)
+        x_new = x - tau * (_to_numpy(physics.A_adjoint(p)) + gradient_2d_adjoint(q))
+        ax_new, dx_new = _to_numpy(physics.A(x_new)), gradient_2d(x_new)
         # A and D are linear: A xbar and D xbar follow without another transform
         axbar, dxbar = 2 * ax_new - ax, 2 * dx_new - dx
         tv = np.sqrt((np.abs(dx_new) ** 2).sum(axis=0)).sum() if isotropic else np.abs(dx_new).sum()
