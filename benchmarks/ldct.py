@@ -25,12 +25,13 @@ table (74 HU at low dose, 36 HU at full dose). Methods, each from the low-dose m
 Scores (JSON keyed by method): ``psnr`` (dB) and ``ssim`` against the full-dose image, both
 clipped to the soft-tissue window [-160, 240] HU (``data_range`` 400 HU), in the body (pixels
 above -500 HU of the full-dose image, the largest connected part with its holes filled: the
-table is left out); ``psnr_slice``, the same PSNR against the slice itself (the image the
-sinograms were simulated from, sharper than any FBP); ``roi_sd`` (HU), the SD in the flattest
-square of soft tissue: the odd side nearest 20 mm (8 pixels at least), inside the body, with a
-mean in [0, 150] HU (organs and muscle: not fat, gas or bone) and the least SD of the
-noiseless FBP; ``seconds``, the wall time of the method from the measured sinogram (``ldct``:
-its FBP) or from the low-dose FBP. The ``full_dose`` entry has ``roi_sd`` and ``psnr_slice``.
+table is left out; :func:`dlmi_utils.ct.body_mask`); ``psnr_slice``, the same PSNR against the
+slice itself (the image the sinograms were simulated from, sharper than any FBP); ``roi_sd``
+(HU), the SD in the flattest square of soft tissue (:func:`dlmi_utils.ct.flat_rois`): the odd
+side nearest 20 mm (8 pixels at least), inside the body, with a mean in [0, 150] HU (organs and
+muscle: not fat, gas or bone) and the least SD of the noiseless FBP; ``seconds``, the wall time
+of the method from the measured sinogram (``ldct``: its FBP) or from the low-dose FBP. The
+``full_dose`` entry has ``roi_sd`` and ``psnr_slice``.
 
 Usage (from the repository root)::
 
@@ -49,7 +50,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from scipy import ndimage
 from skimage.transform import resize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,7 +60,9 @@ from dlmi_utils.ct import (  # noqa: E402
     ParallelBeamProjector,
     blind_white_sigma,
     bm3d_denoise,
+    body_mask,
     fbp_noise_psd,
+    flat_rois,
     hu_to_mu,
     line_integrals,
     noisy_sinogram,
@@ -70,15 +72,13 @@ from dlmi_utils.ct import (  # noqa: E402
     tv_reconstruct,
 )
 from dlmi_utils.ct.denoising import HELDOUT_SLICE, denoise_hu  # noqa: E402
+from dlmi_utils.ct.noise_texture import BODY_THRESHOLD_HU  # noqa: E402
 from dlmi_utils.data.ct import AIR_HU, CT_EXAMPLES, load_ct_slice, read_ct_slice  # noqa: E402
 from dlmi_utils.metrics import psnr, ssim  # noqa: E402
 from dlmi_utils.pretrained import available, load_pretrained  # noqa: E402
 
 DEFAULT_DOSE = 1e5
 WINDOW_HU = (-160.0, 240.0)
-BODY_HU = -500.0
-ROI_MM = 20.0
-ROI_MEAN_HU = (0.0, 150.0)
 LEARNED = {"cnn_mse": "ldct_cnn_mse", "cnn_vgg": "ldct_cnn_vgg", "wgan_vgg": "ldct_wgan_vgg"}
 """Learned method -> its weights in ``dlmi_utils/weights/`` (not shipped yet)."""
 
@@ -194,40 +194,11 @@ def _read_npy(path: Path) -> np.ndarray:
     hu = hu.astype(np.float32)
     if not np.isfinite(hu).all():
         raise ValueError(f"{path.name} contains NaN or inf")
-    if not (hu.min() < BODY_HU and hu.max() > BODY_HU):
+    if not (hu.min() < BODY_THRESHOLD_HU and hu.max() > BODY_THRESHOLD_HU):
         raise ValueError(f"{path.name} is not a CT slice in HU: its values span "
                          f"[{hu.min():g}, {hu.max():g}], where a slice holds air (-1000 HU) "
                          "around a body (water 0 HU)")
     return np.maximum(hu, AIR_HU)
-
-
-def body_mask(image_hu: np.ndarray) -> np.ndarray:
-    """The body: pixels above ``BODY_HU``, opened by 2 pixels, the largest connected part with
-    its holes filled (the table and the noise outside are left out). ``(H, W)`` bool."""
-    inside = ndimage.binary_opening(image_hu > BODY_HU, iterations=2)
-    labels, n = ndimage.label(inside)
-    if n == 0:
-        raise ValueError(f"no body in the image: no pixel above {BODY_HU:g} HU")
-    largest = 1 + int(np.argmax(ndimage.sum_labels(inside, labels, range(1, n + 1))))
-    return ndimage.binary_fill_holes(labels == largest)
-
-
-def flat_roi(noiseless_hu: np.ndarray, body: np.ndarray, pixel_size_mm: float
-             ) -> tuple[tuple[int, int], int]:
-    """``(centre, side)`` of the flattest soft-tissue square in the body (module's doc)."""
-    side = max(8, round(ROI_MM / pixel_size_mm))
-    side += 1 - side % 2  # odd: the filters below are centred on the square's centre pixel
-    image = noiseless_hu.astype(np.float64)
-    mean = ndimage.uniform_filter(image, side, mode="constant")
-    var = ndimage.uniform_filter(image**2, side, mode="constant") - mean**2
-    inside = ndimage.uniform_filter(body.astype(np.float64), side, mode="constant") > 1 - 1e-9
-    valid = inside & (mean > ROI_MEAN_HU[0]) & (mean < ROI_MEAN_HU[1])
-    half = side // 2
-    valid[:half], valid[-half:], valid[:, :half], valid[:, -half:] = False, False, False, False
-    if not valid.any():
-        raise ValueError(f"no square of {side} pixels of soft tissue inside the body")
-    centre = np.unravel_index(np.argmin(np.where(valid, var, np.inf)), var.shape)
-    return (int(centre[0]), int(centre[1])), side
 
 
 def scores(image: np.ndarray, full: np.ndarray, hu: np.ndarray, body: np.ndarray,
@@ -265,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
                            "has the order of its draws changed?")
     case = Case(y, pair.low, projector, pixel, args.dose, args.tv_iter)
     body = body_mask(pair.full)
-    roi = flat_roi(pair.noiseless, body, pixel)
+    roi = flat_rois(pair.noiseless, body, pixel)[0]
     print(f"# {args.image}: {hu.shape[0]} x {hu.shape[1]}, {pixel:.3f} mm pixels, "
           f"{args.angles} angles; I0 {args.dose:g} photons per ray, reference x "
           f"{args.dose_factor:g}; window {WINDOW_HU} HU in the body ({body.mean():.0%} of the "

@@ -1,5 +1,6 @@
-"""``benchmarks/ldct.py``: its JSON on a downsized held-out slice, the flat ROI and the body
-mask it scores in, and clear errors on bad input (not a CT slice, no rescale tags, no dose)."""
+"""``benchmarks/ldct.py``: its JSON on a downsized held-out slice and clear errors on bad input
+(not a CT slice, no rescale tags, no dose). Its body mask and flat ROI are tested in
+``tests/test_ct_noise_texture.py``."""
 
 import importlib.util
 import json
@@ -45,27 +46,6 @@ def test_main_writes_every_classical_method_and_the_full_dose(bench, tmp_path, c
     stdout = capsys.readouterr().out
     assert "cnn_mse, cnn_vgg, wgan_vgg: not shipped yet" in stdout
     assert "| bm3d_white" in stdout and "I0 100000 photons per ray" in stdout
-
-
-def test_the_roi_is_the_flattest_soft_tissue_square_inside_the_body(bench):
-    image = np.full((64, 64), -1000.0)
-    image[8:56, 8:56] = 40.0 + np.random.default_rng(0).normal(0, 20, (48, 48))
-    image[30:44, 12:26] = 60.0  # a flat patch of soft tissue
-    image[14:26, 34:46] = -900.0  # flatter still, but gas
-    body = bench.body_mask(image)
-    assert body[10:54, 10:54].all() and not body[:8].any() and not body[:, 56:].any()
-    (row, col), side = bench.flat_roi(image, body, pixel_size_mm=2.0)
-    assert side == 11  # 20 mm at 2 mm, odd
-    assert 30 + side // 2 <= row <= 43 - side // 2 and 12 + side // 2 <= col <= 25 - side // 2
-
-
-def test_the_body_mask_leaves_out_the_table(bench):
-    image = np.full((64, 64), -1000.0)
-    image[10:40, 10:54] = 0.0
-    image[20:30, 20:30] = -1000.0  # gas inside the body: a hole to fill
-    image[50:52, 4:60] = 200.0  # the table, 2 pixels thick
-    body = bench.body_mask(image)
-    assert body[12:38, 12:52].all() and body[25, 25] and not body[45:].any()
 
 
 @pytest.mark.parametrize(("argv", "message"), [

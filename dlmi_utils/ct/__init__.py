@@ -7,7 +7,8 @@
   square grid and cached per geometry;
 - ``dose``: HU and attenuation, Beer-Lambert, Poisson and electronic noise, low-dose and
   full-dose images of a slice (:func:`simulate_dose_pair`);
-- ``noise_texture``: the noise SD of a region and the noise power spectrum;
+- ``noise_texture``: where to measure noise (:func:`body_mask`, the flattest squares of soft
+  tissue :func:`flat_rois`), the noise SD of a region and the noise power spectrum;
 - ``classical``: the classical low-dose baselines, BM3D told the FBP noise's power spectrum
   (simulated from the physics, :func:`fbp_noise_psd`) and TV-regularised weighted least
   squares from the sinogram (PDHG, :func:`tv_reconstruct`);
@@ -43,6 +44,8 @@ from dlmi_utils.ct.dose import (
 from dlmi_utils.ct.filters import FILTERS, fbp_filter, filter_sinogram
 from dlmi_utils.ct.noise_texture import (
     NoisePowerSpectrum,
+    body_mask,
+    flat_rois,
     noise_power_spectrum,
     roi_sd,
     square_roi,
@@ -61,10 +64,12 @@ __all__ = [
     "TVReconstruction",
     "blind_white_sigma",
     "bm3d_denoise",
+    "body_mask",
     "count_weights",
     "fbp_noise_psd",
     "fbp_filter",
     "filter_sinogram",
+    "flat_rois",
     "hu_to_mu",
     "line_integrals",
     "mu_to_hu",

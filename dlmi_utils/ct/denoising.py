@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dlmi_utils.ct.dose import simulate_dose_pair
+from dlmi_utils.ct.noise_texture import BODY_THRESHOLD_HU
 from dlmi_utils.ct.physics import ParallelBeamProjector
 from dlmi_utils.data.ct import CTSlice, load_ct_slice
 from dlmi_utils.patches import PatchDataset
@@ -44,7 +45,6 @@ TRAINING_SLICES = ("ct_head", "ct_skull_base", "ct_small")
 HELDOUT_SLICE = "ct_abdomen"
 DEFAULT_I0_RANGE = (1e4, 1e6)
 """Photons per ray of the low-dose scans, drawn log-uniformly."""
-BODY_THRESHOLD_HU = -500.0  # above: the patient (and the table), below: air
 
 
 def _check_window(window: Sequence[float]) -> tuple[float, float]:

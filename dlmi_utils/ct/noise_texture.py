@@ -1,4 +1,9 @@
-"""Noise level and texture of CT images: the SD of a region and the noise power spectrum.
+"""Noise level and texture of CT images: where to measure, the SD of a region and the noise
+power spectrum.
+
+Where: the body (:func:`body_mask`, the patient without the table or the air around) and, in
+it, the flattest squares of soft tissue (:func:`flat_rois`, found on a noiseless image), so
+that an SD measured there is noise, not anatomy.
 
 The noise SD of a flat region (:func:`roi_sd`, in HU) says how much noise; the noise power
 spectrum (NPS) says which grain. For ``R`` noise-only square regions ``n_r`` of ``N x N``
@@ -20,6 +25,86 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from scipy import ndimage
+
+BODY_THRESHOLD_HU = -500.0  # above: the patient (and the table), below: air
+
+
+def body_mask(image_hu: np.ndarray, threshold_hu: float = BODY_THRESHOLD_HU) -> np.ndarray:
+    """The body in a slice ``(H, W)`` in HU: ``(H, W)`` bool.
+
+    Pixels above ``threshold_hu``, opened by 2 pixels (which cuts the thin supports between
+    the patient and the table, and the noise outside), the largest connected part, its holes
+    (gas, lungs) filled.
+    """
+    image = np.asarray(image_hu)
+    if image.ndim != 2:
+        raise ValueError(f"body_mask expects one slice (H, W) in HU, got shape {image.shape}")
+    inside = ndimage.binary_opening(image > threshold_hu, iterations=2)
+    labels, n = ndimage.label(inside)
+    if n == 0:
+        raise ValueError(f"no body in the image: nothing above {threshold_hu:g} HU is thicker "
+                         "than an opening by 2 pixels")
+    largest = 1 + int(np.argmax(ndimage.sum_labels(inside, labels, range(1, n + 1))))
+    return ndimage.binary_fill_holes(labels == largest)
+
+
+def flat_rois(
+    noiseless_hu: np.ndarray,
+    body: np.ndarray,
+    pixel_size_mm: float,
+    size_mm: float = 20.0,
+    mean_hu: tuple[float, float] = (0.0, 150.0),
+    count: int = 1,
+) -> list[tuple[tuple[int, int], int]]:
+    """The ``count`` flattest squares of soft tissue in the body, ``[(centre, side), ...]``.
+
+    ``side`` is ``round(size_mm / pixel_size_mm)`` pixels (8 at least), made odd so that the
+    square has a centre pixel (:func:`square_roi`). A square qualifies when it lies inside
+    ``body`` ``(H, W)`` bool and its mean in ``noiseless_hu`` ``(H, W)`` is within the open
+    interval ``mean_hu`` (the default: organs and muscle, not fat, gas or bone); the squares
+    come by increasing variance in ``noiseless_hu``, each one not overlapping those before
+    (centres at least ``side`` apart along a row or a column). ``centre`` is ``(row, column)``.
+    """
+    image = np.asarray(noiseless_hu, dtype=np.float64)
+    body = np.asarray(body)
+    if image.ndim != 2:
+        raise ValueError(f"flat_rois expects one noiseless slice (H, W) in HU, got shape "
+                         f"{image.shape}")
+    if body.shape != image.shape:
+        raise ValueError(f"body {body.shape} and noiseless_hu {image.shape} differ in shape")
+    if not np.isfinite(image).all():
+        raise ValueError("noiseless_hu contains NaN or inf")
+    if not body.any():
+        raise ValueError("the body mask is empty")
+    if not all(np.isfinite(v) and v > 0 for v in (pixel_size_mm, size_mm)):
+        raise ValueError(f"pixel_size_mm and size_mm must be positive, got {pixel_size_mm!r} "
+                         f"and {size_mm!r}")
+    if not (mean_hu[0] < mean_hu[1]):
+        raise ValueError(f"mean_hu must be (low, high) with low < high, got {tuple(mean_hu)}")
+    if not (isinstance(count, (int, np.integer)) and count >= 1):
+        raise ValueError(f"count must be an integer >= 1, got {count!r}")
+    side = max(8, round(size_mm / pixel_size_mm))
+    side += 1 - side % 2  # odd: the filters below are centred on the square's centre pixel
+    mean = ndimage.uniform_filter(image, side, mode="constant")
+    var = ndimage.uniform_filter(image**2, side, mode="constant") - mean**2
+    inside = ndimage.uniform_filter(body.astype(np.float64), side, mode="constant") > 1 - 1e-9
+    free = inside & (mean > mean_hu[0]) & (mean < mean_hu[1])
+    half = side // 2
+    free[:half], free[-half:], free[:, :half], free[:, -half:] = False, False, False, False
+    rois = []
+    while len(rois) < count:
+        if not free.any():
+            what = (f"square of {side} pixels of soft tissue (mean in {tuple(mean_hu)} HU) "
+                    "inside the body")
+            if not rois:
+                raise ValueError(f"no {what}")
+            raise ValueError(f"{count} non-overlapping squares asked, only {len(rois)} found: "
+                             f"no other {what}")
+        row, col = np.unravel_index(np.argmin(np.where(free, var, np.inf)), var.shape)
+        rois.append(((int(row), int(col)), side))
+        free[max(row - side + 1, 0) : row + side, max(col - side + 1, 0) : col + side] = False
+    return rois
 
 
 def square_roi(image, center: tuple[int, int], size: int):
