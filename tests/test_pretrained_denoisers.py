@@ -22,8 +22,8 @@ from dlmi_utils.pretrained import WEIGHTS_DIR, available, load_pretrained, load_
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("noise_aware", "noise_aware_sure")
-DENOISERS = [n for n in available() if load_record(n)["model"].startswith("dlmi_utils.denoising.")]
 SCRIPT = "python scripts/train_denoisers.py "
+DENOISERS = [n for n in available() if load_record(n)["command"].startswith(SCRIPT)]
 
 
 def _train_script():
