@@ -18,9 +18,9 @@ table (74 HU at low dose, 36 HU at full dose). Methods, each from the low-dose m
 - ``bm3d_white``: BM3D told one white-noise SD read from the image (``estimate_sigma``);
 - ``tv``: TV-regularised weighted least squares from the sinogram (PDHG, ``--tv-iter``
   iterations from FBP): :func:`dlmi_utils.ct.tv_reconstruct`;
-- ``cnn_mse``, ``cnn_vgg``, ``wgan_vgg``: the learned denoisers, once their weights ship
-  (:data:`LEARNED`), applied with :func:`dlmi_utils.ct.denoising.denoise_hu` (the network
-  units of their training).
+- ``cnn_mse``, ``wgan_mse``, ``cnn_vgg``, ``wgan_vgg``: the shipped denoisers of Yang et al.'s
+  four objectives (:data:`LEARNED`, ``scripts/train_ldct.py``), applied with
+  :func:`dlmi_utils.ct.denoising.denoise_hu` (the network units of their training).
 
 Scores (JSON keyed by method): ``psnr`` (dB) and ``ssim`` against the full-dose image, both
 clipped to the soft-tissue window [-160, 240] HU (``data_range`` 400 HU), in the body (pixels
@@ -29,9 +29,13 @@ table is left out; :func:`dlmi_utils.ct.body_mask`); ``psnr_slice``, the same PS
 slice itself (the image the sinograms were simulated from, sharper than any FBP); ``roi_sd``
 (HU), the SD in the flattest square of soft tissue (:func:`dlmi_utils.ct.flat_rois`): the odd
 side nearest 20 mm (8 pixels at least), inside the body, with a mean in [0, 150] HU (organs and
-muscle: not fat, gas or bone) and the least SD of the noiseless FBP; ``seconds``, the wall time
+muscle: not fat, gas or bone) and the least SD of the noiseless FBP; ``nps_fav``
+(cycles/mm), the mean frequency of the NPS (:func:`dlmi_utils.ct.mean_frequency`) of what the
+method leaves, its image minus the noiseless FBP, in up to :data:`NPS_REGIONS` flat squares of
+:data:`NPS_SIDE` pixels (a quarter of the image at most) in the body: lower is blotchier, and
+the full dose's is the texture to keep; ``seconds``, the wall time
 of the method from the measured sinogram (``ldct``: its FBP) or from the low-dose FBP. The
-``full_dose`` entry has ``roi_sd`` and ``psnr_slice``.
+``full_dose`` entry has ``roi_sd``, ``nps_fav`` and ``psnr_slice``.
 
 Usage (from the repository root)::
 
@@ -65,10 +69,13 @@ from dlmi_utils.ct import (  # noqa: E402
     flat_rois,
     hu_to_mu,
     line_integrals,
+    mean_frequency,
+    noise_power_spectrum,
     noisy_sinogram,
     reconstruct_hu,
     roi_sd,
     simulate_dose_pair,
+    square_roi,
     tv_reconstruct,
 )
 from dlmi_utils.ct.denoising import HELDOUT_SLICE, denoise_hu  # noqa: E402
@@ -79,8 +86,12 @@ from dlmi_utils.pretrained import available, load_pretrained  # noqa: E402
 
 DEFAULT_DOSE = 1e5
 WINDOW_HU = (-160.0, 240.0)
-LEARNED = {"cnn_mse": "ldct_cnn_mse", "cnn_vgg": "ldct_cnn_vgg", "wgan_vgg": "ldct_wgan_vgg"}
-"""Learned method -> its weights in ``dlmi_utils/weights/`` (not shipped yet)."""
+LEARNED = {"cnn_mse": "ldct_cnn_mse", "wgan_mse": "ldct_wgan_mse", "cnn_vgg": "ldct_cnn_vgg",
+           "wgan_vgg": "ldct_wgan_vgg"}
+"""Learned method -> its weights in ``dlmi_utils/weights/``."""
+NPS_SIDE = 64
+NPS_REGIONS = 6
+NPS_MEAN_HU = (-200.0, 300.0)  # soft tissue and fat: the residual's texture, not its bias
 
 
 class Case(NamedTuple):
@@ -112,8 +123,8 @@ METHODS: dict[str, Callable[[Case], np.ndarray]] = {
     "tv": lambda case: tv_reconstruct(case.y, case.projector, case.pixel_size_mm, I0=case.I0,
                                       n_iter=case.tv_iter).hu,
 }
-"""The classical methods, ``case -> image (H, W) in HU``; learned ones join from
-:data:`LEARNED` when their weights ship."""
+"""The classical methods, ``case -> image (H, W) in HU``; the learned ones join from
+:data:`LEARNED` (those whose weights are shipped)."""
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -201,16 +212,36 @@ def _read_npy(path: Path) -> np.ndarray:
     return np.maximum(hu, AIR_HU)
 
 
-def scores(image: np.ndarray, full: np.ndarray, hu: np.ndarray, body: np.ndarray,
-           roi: tuple[tuple[int, int], int]) -> dict[str, float]:
-    """``psnr``, ``ssim``, ``psnr_slice`` (windowed, in the body) and ``roi_sd`` of one image."""
+def nps_regions(noiseless_hu: np.ndarray, body: np.ndarray, pixel_size_mm: float
+                ) -> tuple[list[tuple[int, int]], int]:
+    """``(centres, side)`` of the flat squares whose residual NPS is measured: up to
+    :data:`NPS_REGIONS` of :data:`NPS_SIDE` pixels (a quarter of the image at most)."""
+    side = min(NPS_SIDE, noiseless_hu.shape[0] // 4)
+    for count in range(NPS_REGIONS, 0, -1):
+        try:
+            rois = flat_rois(noiseless_hu, body, pixel_size_mm, size_mm=side * pixel_size_mm,
+                             mean_hu=NPS_MEAN_HU, count=count)
+        except ValueError:
+            continue
+        return [centre for centre, _ in rois], side
+    raise ValueError(f"no square of {side} pixels in the body to measure the NPS in")
+
+
+def scores(image: np.ndarray, full: np.ndarray, hu: np.ndarray, noiseless: np.ndarray,
+           body: np.ndarray, roi: tuple[tuple[int, int], int],
+           nps: tuple[list[tuple[int, int]], int], pixel_size_mm: float) -> dict[str, float]:
+    """``psnr``, ``ssim``, ``psnr_slice`` (windowed, in the body), ``roi_sd`` and ``nps_fav``
+    of one image."""
     low, high = WINDOW_HU
     window = lambda x: np.clip(x, low, high)  # noqa: E731
+    centres, side = nps
+    residual = np.stack([square_roi(image - noiseless, c, side) for c in centres])
     return {
         "psnr": psnr(window(full), window(image), data_range=high - low, mask=body),
         "ssim": ssim(window(full), window(image), data_range=high - low, mask=body),
         "psnr_slice": psnr(window(hu), window(image), data_range=high - low, mask=body),
         "roi_sd": roi_sd(image, *roi),
+        "nps_fav": mean_frequency(noise_power_spectrum(residual, pixel_size_mm)),
     }
 
 
@@ -237,22 +268,24 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     case = Case(y, pair.low, projector, pixel, args.dose, args.tv_iter)
     body = body_mask(pair.full)
     roi = flat_rois(pair.noiseless, body, pixel)[0]
+    nps = nps_regions(pair.noiseless, body, pixel)
     print(f"# {args.image}: {hu.shape[0]} x {hu.shape[1]}, {pixel:.3f} mm pixels, "
           f"{args.angles} angles; I0 {args.dose:g} photons per ray, reference x "
           f"{args.dose_factor:g}; window {WINDOW_HU} HU in the body ({body.mean():.0%} of the "
-          f"image); ROI {roi[1]} px at {roi[0]}; {args.threads} thread(s)", flush=True)
+          f"image); ROI {roi[1]} px at {roi[0]}; NPS in {len(nps[0])} squares of {nps[1]} px; "
+          f"{args.threads} thread(s)", flush=True)
 
     results: dict[str, dict[str, float]] = {}
     for name in names:
         image, seconds = time_call(methods[name], case)
-        results[name] = {**scores(np.asarray(image), pair.full, hu, body, roi),
-                         "seconds": seconds}
-    full = scores(pair.full, pair.full, hu, body, roi)
-    results["full_dose"] = {"roi_sd": full["roi_sd"], "psnr_slice": full["psnr_slice"]}
+        results[name] = {**scores(np.asarray(image), pair.full, hu, pair.noiseless, body, roi,
+                                  nps, pixel), "seconds": seconds}
+    full = scores(pair.full, pair.full, hu, pair.noiseless, body, roi, nps, pixel)
+    results["full_dose"] = {k: full[k] for k in ("roi_sd", "nps_fav", "psnr_slice")}
     print_table(
         [{"method": name, **{k: f"{v:.3f}" if k == "ssim" else v for k, v in r.items()}}
          for name, r in results.items()],
-        ["method", "psnr", "ssim", "psnr_slice", "roi_sd", "seconds"],
+        ["method", "psnr", "ssim", "psnr_slice", "roi_sd", "nps_fav", "seconds"],
     )
     if args.json:
         write_json(args.json, results)

@@ -4,8 +4,17 @@ spectrum: Parseval, flatness of white noise, regions, errors."""
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
-from dlmi_utils.ct import body_mask, flat_rois, noise_power_spectrum, roi_sd, square_roi
+from dlmi_utils.ct import (
+    body_mask,
+    flat_rois,
+    mean_frequency,
+    noise_power_spectrum,
+    roi_sd,
+    square_roi,
+)
+from dlmi_utils.ct.noise_texture import NoisePowerSpectrum
 
 
 def test_nps_integrates_to_the_variance():
@@ -22,6 +31,21 @@ def test_white_noise_has_a_flat_nps_of_sigma_squared_times_pixel_area():
     noise = torch.randn(40, 32, 32, generator=torch.Generator().manual_seed(1)) * 10
     nps = noise_power_spectrum(noise, pixel_size_mm=2.0)
     np.testing.assert_allclose(nps.radial[1:], 100.0 * 4.0, rtol=0.25)
+
+
+def test_mean_frequency_is_the_nps_weighted_frequency_and_falls_when_noise_is_smoothed():
+    f = np.linspace(0, 1, 5)
+    assert mean_frequency(NoisePowerSpectrum(None, None, f, np.array([0, 0, 1.0, 0, 1.0]))) \
+        == pytest.approx(0.75)
+    noise = np.random.default_rng(3).normal(0, 10.0, size=(8, 32, 32))
+    white = mean_frequency(noise_power_spectrum(noise, 1.0))
+    blotchy = mean_frequency(noise_power_spectrum(ndimage.gaussian_filter(noise, (0, 2, 2)), 1.0))
+    assert 0.22 < white < 0.3  # a flat radial NPS: the mean frequency is half of Nyquist
+    assert blotchy < 0.5 * white
+    with pytest.raises(ValueError, match="no noise"):
+        mean_frequency(noise_power_spectrum(np.zeros((2, 8, 8)), 1.0))
+    with pytest.raises(TypeError, match="NoisePowerSpectrum"):
+        mean_frequency(np.ones(4))
 
 
 def test_nps_ignores_the_mean_of_each_region():

@@ -17,6 +17,8 @@ variance: ``sum NPS(u, v) du dv = mean_r SD(n_r)^2`` with ``du = dv = 1 / (N Del
 radial average over rings ``|f| = k / (N Delta)`` gives the 1-D NPS. White noise has a flat
 NPS; FBP noise is coloured: it rises from 0 at ``f = 0`` (the ramp filter) to a peak, and a
 smoother window (``"hann"``) moves the peak to lower frequencies (a coarser grain).
+:func:`mean_frequency` sums the grain up in one number, the NPS-weighted mean frequency
+``f_av`` (as in AAPM TG-233).
 """
 
 from __future__ import annotations
@@ -169,3 +171,16 @@ def noise_power_spectrum(noise, pixel_size_mm: float) -> NoisePowerSpectrum:
     radial = np.bincount(ring[inside], nps[inside], n_rings) / np.bincount(ring[inside],
                                                                             minlength=n_rings)
     return NoisePowerSpectrum(nps, f, np.arange(n_rings) / (n * pixel_size_mm), radial)
+
+
+def mean_frequency(nps: NoisePowerSpectrum) -> float:
+    """The NPS-weighted mean spatial frequency ``f_av = sum f NPS(f) / sum NPS(f)`` of the
+    radial NPS (cycles/mm): one number for the grain of a noise texture. A denoiser that leaves
+    blotches (low frequencies) lowers it; FBP's ramp-coloured noise has it high."""
+    if not isinstance(nps, NoisePowerSpectrum):
+        raise TypeError(f"mean_frequency takes a NoisePowerSpectrum (noise_power_spectrum), got "
+                        f"{type(nps).__name__}")
+    total = float(nps.radial.sum())
+    if not total > 0:
+        raise ValueError("the NPS is zero: there is no noise to describe")
+    return float((nps.frequencies * nps.radial).sum() / total)
