@@ -46,6 +46,18 @@ def numpy_result(value, what: str, shape: tuple[int, ...], shape_hint: str = "",
     return value
 
 
+def scalar_result(value, what: str):
+    """A student's loss, checked to be a torch tensor holding one number (one that
+    ``.backward()`` can be called on), returned as a 0-d tensor; else a hint."""
+    if not (hasattr(value, "backward") and hasattr(value, "numel")):
+        raise CheckFailed(f"{what} returned {type(value).__name__}: return a torch tensor "
+                          "(a loss that .backward() can be called on)")
+    if value.numel() != 1:
+        raise CheckFailed(f"{what} returned shape {tuple(value.shape)}, expected one number: "
+                          "average over the batch with .mean()")
+    return value.reshape(())
+
+
 @dataclass
 class CheckResult:
     """The outcome of one exercise's checks; ``score`` is the fraction of cases passed."""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from dlmi_utils.course.checks import CheckFailed, CheckResult, run_check
+from dlmi_utils.course.checks import CheckFailed, CheckResult, run_check, scalar_result
 from dlmi_utils.gan.losses import (
     d_loss_nonsaturating,
     g_loss_minimax,
@@ -32,16 +32,6 @@ from dlmi_utils.gan.training import discriminator_step, generator_step
 
 def _gen(seed: int, strict: bool) -> torch.Generator:
     return torch.Generator().manual_seed(seed + (7919 if strict else 0))
-
-
-def _scalar(value, what: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"{what} returned {type(value).__name__}: return a torch tensor "
-                          "(a scalar that .backward() can be called on)")
-    if value.numel() != 1:
-        raise CheckFailed(f"{what} returned shape {tuple(value.shape)}, expected one number: "
-                          "average over the batch with .mean()")
-    return value.reshape(())
 
 
 def _match(got: torch.Tensor, slips: list[tuple[torch.Tensor, str]], fallback: str) -> str:
@@ -59,7 +49,7 @@ def check_discriminator_loss(fn: Callable, strict: bool = False, seed: int = 0) 
     n = 13 if strict else 8
 
     def at_chance(f):
-        got = _scalar(f(torch.zeros(n), torch.zeros(n)), "discriminator_loss")
+        got = scalar_result(f(torch.zeros(n), torch.zeros(n)), "discriminator_loss")
         if not torch.allclose(got, torch.tensor(2 * torch.log(torch.tensor(2.0)).item())):
             raise CheckFailed(f"D(x) = 0 everywhere (sigma = 1/2) must give 2 log 2 = 1.386, "
                               f"got {got.item():.4f}: -log(1/2) for the reals plus "
@@ -67,7 +57,7 @@ def check_discriminator_loss(fn: Callable, strict: bool = False, seed: int = 0) 
 
     def random_logits(f):
         real, fake = 2 * torch.randn(n, generator=g), 2 * torch.randn(n, generator=g)
-        got = _scalar(f(real, fake), "discriminator_loss")
+        got = scalar_result(f(real, fake), "discriminator_loss")
         right = d_loss_nonsaturating(real, fake)
         if not torch.allclose(got, right, rtol=1e-4, atol=1e-5):
             raise CheckFailed(_match(got, [
@@ -81,7 +71,7 @@ def check_discriminator_loss(fn: Callable, strict: bool = False, seed: int = 0) 
 
     def large_logits(f):
         real, fake = torch.tensor([200.0, -200.0, 3.0]), torch.tensor([-200.0, 200.0, 0.0])
-        got = _scalar(f(real, fake), "discriminator_loss")
+        got = scalar_result(f(real, fake), "discriminator_loss")
         if not torch.isfinite(got):
             raise CheckFailed("infinite or NaN for logits of +-200: log(sigmoid(x)) underflows; "
                               "use F.softplus(-x) = -log sigma(x), or "
@@ -107,7 +97,7 @@ def check_generator_loss(fn: Callable, strict: bool = False, seed: int = 0) -> C
 
     def random_logits(f):
         fake = 2 * torch.randn(n, generator=g)
-        got = _scalar(f(fake), "generator_loss")
+        got = scalar_result(f(fake), "generator_loss")
         right = g_loss_nonsaturating(fake)
         if not torch.allclose(got, right, rtol=1e-4, atol=1e-5):
             raise CheckFailed(_match(got, [
@@ -122,7 +112,7 @@ def check_generator_loss(fn: Callable, strict: bool = False, seed: int = 0) -> C
 
     def gradient_does_not_vanish(f):
         fake = torch.full((n,), -10.0, requires_grad=True)  # D rejects the fakes confidently
-        loss = _scalar(f(fake), "generator_loss")
+        loss = scalar_result(f(fake), "generator_loss")
         if not loss.requires_grad:
             raise CheckFailed("the loss is detached from its input: no .item(), .detach() or "
                               "numpy inside")
@@ -133,7 +123,7 @@ def check_generator_loss(fn: Callable, strict: bool = False, seed: int = 0) -> C
                               f"{grad.sum().item():.2g}")
 
     def large_logits(f):
-        got = _scalar(f(torch.tensor([-200.0, 200.0])), "generator_loss")
+        got = scalar_result(f(torch.tensor([-200.0, 200.0])), "generator_loss")
         if not torch.isfinite(got):
             raise CheckFailed("infinite or NaN for logits of +-200: use F.softplus(-x)")
 
@@ -159,7 +149,7 @@ def check_gradient_penalty(fn: Callable, strict: bool = False, seed: int = 0) ->
             return (x * w).flatten(1).sum(1)
 
         real, fake = torch.randn(b, 1, h, h, generator=g), torch.randn(b, 1, h, h, generator=g)
-        got = _scalar(f(critic, real, fake), "gradient_penalty")
+        got = scalar_result(f(critic, real, fake), "gradient_penalty")
         if torch.allclose(got, torch.tensor(4.0), rtol=1e-4):
             return
         raise CheckFailed(_match(got, [
@@ -180,7 +170,7 @@ def check_gradient_penalty(fn: Callable, strict: bool = False, seed: int = 0) ->
 
         real = torch.rand(2 * b, 1, h, h, generator=g) + 1.0  # real >= 1 > fake: never equal
         fake = -torch.rand(2 * b, 1, h, h, generator=g)
-        gp = _scalar(f(critic, real, fake), "gradient_penalty")
+        gp = scalar_result(f(critic, real, fake), "gradient_penalty")
         if not seen:
             raise CheckFailed("the critic was never called")
         x_hat = seen[-1]
@@ -209,7 +199,7 @@ def check_gradient_penalty(fn: Callable, strict: bool = False, seed: int = 0) ->
                                      torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Flatten(0))
         real, fake = torch.randn(b, 1, h, h, generator=g), torch.randn(b, 1, h, h, generator=g)
         fake.requires_grad_(True)
-        gp = _scalar(f(critic, real, fake), "gradient_penalty")
+        gp = scalar_result(f(critic, real, fake), "gradient_penalty")
         if not gp.requires_grad:
             raise CheckFailed("the penalty does not depend on the critic's weights: call "
                               "torch.autograd.grad(..., create_graph=True)")

@@ -44,7 +44,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlmi_utils import ct
-from dlmi_utils.course.checks import CheckFailed, CheckResult, numpy_result, run_check
+from dlmi_utils.course.checks import (
+    CheckFailed,
+    CheckResult,
+    numpy_result,
+    run_check,
+    scalar_result,
+)
 from dlmi_utils.ct.filters import padded_length
 from dlmi_utils.features import FeatureNet
 from dlmi_utils.gan.losses import g_loss_wasserstein
@@ -89,16 +95,6 @@ def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
-
-
-def _scalar(value, what: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"{what} returned {type(value).__name__}: return a torch tensor "
-                          "(a loss that .backward() can be called on)")
-    if value.numel() != 1:
-        raise CheckFailed(f"{what} returned shape {tuple(value.shape)}, expected one number: "
-                          "average with .mean()")
-    return value.reshape(())
 
 
 # ----------------------------------------------------------------------------- line integrals
@@ -564,7 +560,7 @@ def check_perceptual_loss(fn: Callable, strict: bool = False, seed: int = 0) -> 
             features = build(s)
             x, target = images()
             right = PerceptualLoss(copy.deepcopy(features), [layer])(x, target)
-            got = _scalar(f(features, layer, x.clone(), target.clone()), "perceptual_loss")
+            got = scalar_result(f(features, layer, x.clone(), target.clone()), "perceptual_loss")
             if not torch.allclose(got.detach(), right, rtol=1e-4, atol=1e-8):
                 raise CheckFailed(_perceptual_hint(got.detach(), features, layer, x, target,
                                                    right))
@@ -572,7 +568,7 @@ def check_perceptual_loss(fn: Callable, strict: bool = False, seed: int = 0) -> 
 
     def zero_for_equal(f):
         x, _ = images()
-        got = _scalar(f(_small_vgg(s), "relu2_1", x, x.clone()), "perceptual_loss")
+        got = scalar_result(f(_small_vgg(s), "relu2_1", x, x.clone()), "perceptual_loss")
         if got.abs().item() > 1e-12:
             raise CheckFailed(f"x == target must give 0, got {got.item():.4g}")
 
@@ -582,7 +578,7 @@ def check_perceptual_loss(fn: Callable, strict: bool = False, seed: int = 0) -> 
         x, target = images()
         x.requires_grad_(True)
         target.requires_grad_(True)
-        got = _scalar(f(features, "relu2_2", x, target), "perceptual_loss")
+        got = scalar_result(f(features, "relu2_2", x, target), "perceptual_loss")
         if not got.requires_grad:
             raise CheckFailed("the loss is detached from x: keep x's path in torch (no "
                               ".detach(), .item(), numpy or torch.no_grad() on it)")
@@ -689,7 +685,7 @@ def check_generator_loss(fn: Callable, strict: bool = False, seed: int = 0) -> C
     def compare(f, critic, content_loss, weight, grad: bool = False):
         fake, target = pair()
         mine = fake.clone().requires_grad_(grad)
-        got = _scalar(f(critic, mine, target.clone(), content_loss, weight), "generator_loss")
+        got = scalar_result(f(critic, mine, target.clone(), content_loss, weight), "generator_loss")
         ref = fake.clone().requires_grad_(grad)
         right = wgan_generator_loss(critic, ref, target, content_loss, weight)
         if not torch.allclose(got.detach(), right.detach(), rtol=1e-4, atol=1e-7):
