@@ -16,6 +16,7 @@ package's reference (saying so) until it does.
 
 from __future__ import annotations
 
+import numbers
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,21 @@ def numpy_result(value, what: str, shape: tuple[int, ...], shape_hint: str = "",
         raise CheckFailed(f"{what} returned shape {value.shape}, expected {tuple(shape)}"
                           + shape_hint)
     return value
+
+
+def number_result(value, what: str, reduce_hint: str = "did you forget to average?") -> float:
+    """A student's number (a Python or numpy number, or a one-element array or tensor) as a
+    float; else a hint, ``reduce_hint`` for an array or a tensor of several values."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise CheckFailed(f"{what} returned an array of shape {value.shape}, expected one "
+                              f"number: {reduce_hint}")
+        return float(value.reshape(()))
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise CheckFailed(f"{what} returned {type(value).__name__}, expected a number")
+    return float(value)
 
 
 def scalar_result(value, what: str):

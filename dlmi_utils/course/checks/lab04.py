@@ -28,7 +28,6 @@ or the ``- sigma^2`` of SURE forgotten, the divergence not divided by ``eps``).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -37,10 +36,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlmi_utils import metrics
-from dlmi_utils.course.checks import CheckFailed, CheckResult, numpy_result, run_check
+from dlmi_utils.course.checks import (
+    CheckFailed,
+    CheckResult,
+    number_result,
+    numpy_result,
+    run_check,
+)
 from dlmi_utils.denoising.geometry import receptive_field
 from dlmi_utils.denoising.models import DilatedDenoiser, DnCNN, count_parameters
 from dlmi_utils.losses import mc_sure_loss
+
+_OVER_MASK = "did you forget to average over the mask?"
 
 
 def _offset(seed: int, strict: bool) -> int:
@@ -49,22 +56,6 @@ def _offset(seed: int, strict: bool) -> int:
 
 def _generator(seed: int, strict: bool) -> torch.Generator:
     return torch.Generator().manual_seed(_offset(seed, strict))
-
-
-def _number(value, what: str) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailed(f"{what} returned a tensor of shape {tuple(value.shape)}, "
-                              "expected one number: did you forget to average?")
-        return float(value.detach())
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise CheckFailed(f"{what} returned an array of shape {value.shape}, expected "
-                              "one number: did you forget to average over the mask?")
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailed(f"{what} returned {type(value).__name__}, expected a number")
-    return float(value)
 
 
 # ----------------------------------------------------------------------------- transmission
@@ -211,7 +202,7 @@ def check_masked_psnr(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
         mask = np.zeros(shape, bool)
         mask[3:-3, 3:-3] = True
         x = ref + np.where(mask, 0.1, 0.5)
-        got = _number(f(ref, x, 1.0, mask), "masked_psnr")
+        got = number_result(f(ref, x, 1.0, mask), "masked_psnr", _OVER_MASK)
         if abs(got - 20.0) > 1e-6:
             raise CheckFailed("error 0.1 inside the mask, 0.5 outside, data_range 1: expected "
                               f"20 dB; {_psnr_hint(got, ref, x, mask, 1.0)}")
@@ -219,16 +210,16 @@ def check_masked_psnr(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
     def matches_metrics(f):
         ref, x, mask = problem()
         dr = 2.0 if strict else 1.0
-        got = _number(f(ref, x, dr, mask), "masked_psnr")
+        got = number_result(f(ref, x, dr, mask), "masked_psnr", _OVER_MASK)
         if abs(got - metrics.psnr(ref, x, data_range=dr, mask=mask)) > 1e-6:
             raise CheckFailed(_psnr_hint(got, ref, x, mask, dr))
 
     def outside_ignored(f):
         ref, x, mask = problem()
-        a = _number(f(ref, x, 1.0, mask), "masked_psnr")
+        a = number_result(f(ref, x, 1.0, mask), "masked_psnr", _OVER_MASK)
         x2 = x.copy()
         x2[~mask] = rng.random(int((~mask).sum()))
-        b = _number(f(ref, x2, 1.0, mask), "masked_psnr")
+        b = number_result(f(ref, x2, 1.0, mask), "masked_psnr", _OVER_MASK)
         if abs(a - b) > 1e-9:
             raise CheckFailed("changing the pixels outside the mask changed the PSNR: "
                               + _psnr_hint(a, ref, x, mask, 1.0))
@@ -578,7 +569,7 @@ def check_mc_sure(fn: Callable, strict: bool = False, seed: int = 0) -> CheckRes
         if not isinstance(got, torch.Tensor):
             raise CheckFailed(f"mc_sure returned {type(got).__name__}: return a torch tensor "
                               "(training back-propagates through it)")
-        return _number(got, "mc_sure")
+        return number_result(got, "mc_sure")
 
     def same_probe_as_package(denoise, eps=None):
         def run(f):

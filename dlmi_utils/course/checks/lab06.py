@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -47,6 +46,7 @@ from dlmi_utils import ct
 from dlmi_utils.course.checks import (
     CheckFailed,
     CheckResult,
+    number_result,
     numpy_result,
     run_check,
     scalar_result,
@@ -281,17 +281,7 @@ def check_ramp_filter(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
 
 
 # ----------------------------------------------------------------------------- ROI
-def _number(value, what: str) -> float:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise CheckFailed(f"{what} is an array of shape {value.shape}: reduce the region "
-                              "to one number (roi.mean(), roi.std(ddof=1) over all its pixels)")
-        return float(value.reshape(()))
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailed(f"{what} is a {type(value).__name__}, expected a number")
-    return float(value)
+_ONE_NUMBER = "reduce the region to one number (roi.mean(), roi.std(ddof=1) over all its pixels)"
 
 
 def _window(image: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray | None:
@@ -367,7 +357,8 @@ def check_roi_mean_sd(fn: Callable, strict: bool = False, seed: int = 0) -> Chec
             got = f(image, center, size)
             if not isinstance(got, (tuple, list)) or len(got) != 2:
                 raise CheckFailed(f"return the pair (mean, sd), got {type(got).__name__}")
-            got = (_number(got[0], "the mean"), _number(got[1], "the SD"))
+            got = (number_result(got[0], "the mean", _ONE_NUMBER),
+                   number_result(got[1], "the SD", _ONE_NUMBER))
             if not np.array_equal(image, before):
                 raise CheckFailed("roi_mean_sd changed the image in place")
             roi = ct.square_roi(image, center, size)
