@@ -110,6 +110,19 @@ def test_a_smoother_window_moves_the_noise_to_lower_frequencies():
 
 
 @pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_the_pair_carries_the_measured_sinogram_behind_its_low_dose_image(kind):
+    hu = _water_cylinder(32, 12.0)
+    hu = torch.from_numpy(hu) if kind == "torch" else hu
+    projector = ParallelBeamProjector((32, 32), 12)
+    pair = simulate_dose_pair(hu, 1.0, 1e4, projector=projector, seed=7)
+    assert isinstance(pair.sinogram, type(hu)) and pair.sinogram.shape == (12, 46)
+    np.testing.assert_allclose(np.asarray(reconstruct_hu(pair.sinogram, projector, 1.0)),
+                               np.asarray(pair.low), atol=1e-4)
+    p = line_integrals(hu_to_mu(hu), projector, 1.0)
+    assert not np.allclose(np.asarray(pair.sinogram), np.asarray(p))  # noisy, not the truth
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
 def test_seeds_are_reproducible(kind):
     hu = _water_cylinder(32, 12.0)
     hu = torch.from_numpy(hu) if kind == "torch" else hu

@@ -159,11 +159,14 @@ def reconstruct_hu(
 
 class DosePair(NamedTuple):
     """Images in HU of one slice: ``low`` at ``I0`` photons per ray, ``full`` (the reference)
-    at ``dose_factor * I0``, and ``noiseless``, the FBP of the noiseless sinogram."""
+    at ``dose_factor * I0``, and ``noiseless``, the FBP of the noiseless sinogram; and
+    ``sinogram``, the measured low-dose sinogram behind ``low`` (what a scanner records: the
+    input of an iterative reconstruction, and of :func:`dlmi_utils.ct.fbp_noise_psd`)."""
 
     low: np.ndarray | torch.Tensor
     full: np.ndarray | torch.Tensor
     noiseless: np.ndarray | torch.Tensor
+    sinogram: np.ndarray | torch.Tensor
 
 
 def simulate_dose_pair(
@@ -193,7 +196,8 @@ def simulate_dose_pair(
         numpy_generator(seed, "simulate_dose_pair"))
     low = noisy_sinogram(p, I0, electronic_sigma, rng)
     full = noisy_sinogram(p, dose_factor * I0, electronic_sigma, rng)
-    return DosePair(*(reconstruct_hu(y, projector, pixel_size_mm, filter) for y in (low, full, p)))
+    images = (reconstruct_hu(y, projector, pixel_size_mm, filter) for y in (low, full, p))
+    return DosePair(*images, sinogram=low)
 
 
 def _pixel_size(pixel_size_mm) -> float:
