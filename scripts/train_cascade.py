@@ -2,7 +2,7 @@
 
 Data: the brain slices of :func:`dlmi_utils.data.load_brain_slices` (training split, all
 three orientations by default), with ``--other-images`` the CT slices, radiographs,
-mammograms and photographs of :func:`dlmi_utils.mri.datasets.load_other_images` too (never
+mammograms and photographs of :func:`dlmi_utils.data.load_other_images` too (never
 the MR images of pydicom-data: they are the out-of-distribution test), made complex with a
 smooth random phase and undersampled with a 1D random Cartesian mask (centre fraction 0.08);
 masks, phases, flips and (``--gamma``) contrasts change every epoch. Validation on the ``val``
@@ -33,18 +33,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from dlmi_utils.data import CT_WINDOW_HU, OTHER_IMAGES, load_other_images
 from dlmi_utils.device import get_device, seed_everything
 from dlmi_utils.losses import L1Loss, L2Loss
 from dlmi_utils.mri import DeepCascade, UNetRecon
 from dlmi_utils.mri.datasets import (
-    CT_WINDOW_HU,
     DEFAULT_CENTER_FRACTION,
     DEFAULT_MASK,
-    OTHER_IMAGES,
     VAL_SEED,
     UndersampledSlices,
     brain_slices_dataset,
-    load_other_images,
     recon_step,
 )
 from dlmi_utils.mri.dc import DC_MODES

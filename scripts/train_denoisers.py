@@ -61,7 +61,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dlmi_utils import losses
-from dlmi_utils.data import load_mammograms, load_radiographs
+from dlmi_utils.data import load_mammograms, load_other_images, load_radiographs
 from dlmi_utils.denoising.models import (
     DENOISER_KINDS,
     DilatedDenoiser,
@@ -75,7 +75,6 @@ from dlmi_utils.denoising.training import (
     sure_loss_step,
 )
 from dlmi_utils.device import get_device
-from dlmi_utils.mri.datasets import load_other_images
 from dlmi_utils.noise import GaussianNoise, NoiseModel, PoissonNoise, sigma_8bit
 from dlmi_utils.patches import PatchDataset
 from dlmi_utils.pretrained import load_pretrained, load_record, save_pretrained
@@ -316,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--radiographs", action="store_true",
                    help="add the training radiographs of other anatomy (chest, cat)")
     p.add_argument("--other-images", action="store_true",
-                   help="add CT slices and photographs (dlmi_utils.mri.datasets.load_other_images)")
+                   help="add CT slices and photographs (dlmi_utils.data.load_other_images)")
     p.add_argument("--no-mammograms", action="store_true",
                    help="leave the training patient's films out of the patches (a net that never "
                         "sees a clean mammogram; the validation curve still scores one)")

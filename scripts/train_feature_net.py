@@ -14,8 +14,8 @@ FeatureNet` learns to classify 64 x 64 patches of the course's own real images i
 - ``mammogram``: the benign case's four views for training, the malignant case's held out;
 - ``radiograph``: chest and cat for training, the leg held out
   (:func:`dlmi_utils.data.load_radiographs`);
-- ``photograph``: scikit-image's photographs of ``OTHER_IMAGES`` (:mod:`dlmi_utils.mri.
-  datasets`), camera and moon held out.
+- ``photograph``: scikit-image's photographs of ``OTHER_IMAGES`` (:mod:`dlmi_utils.data.
+  other_images`), camera and moon held out.
 
 Each patch: a class drawn uniformly, an image of it, a square crop of 64 to 128 pixels
 (redrawn while nearly flat: black background says nothing of the class) resized to 64 x 64
@@ -43,6 +43,8 @@ from skimage.color import rgb2gray
 
 from dlmi_utils.ct.denoising import HELDOUT_SLICE
 from dlmi_utils.data import (
+    CT_WINDOW_HU,
+    OTHER_IMAGES,
     load_brain_slices,
     load_ct_slice,
     load_mammograms,
@@ -52,7 +54,6 @@ from dlmi_utils.data import (
 from dlmi_utils.data.brain import ORIENTATIONS
 from dlmi_utils.device import seed_everything
 from dlmi_utils.features import COURSE_CLASSES, FeatureNet
-from dlmi_utils.mri.datasets import CT_WINDOW_HU, OTHER_IMAGES
 from dlmi_utils.pretrained import save_pretrained
 
 CT_SOURCES = {"train": ("ct_head", "ct_small"), "val": ("ct_skull_base",)}

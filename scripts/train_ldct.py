@@ -67,6 +67,7 @@ from dlmi_utils.ct.denoising import (
     load_slices,
     unit_to_hu,
 )
+from dlmi_utils.data import CT_WINDOW_HU
 from dlmi_utils.denoising import DnCNN
 from dlmi_utils.device import get_device, seed_everything
 from dlmi_utils.features import COURSE_WEIGHTS, DEFAULT_LAYERS, FEATURE_NETWORKS, feature_network
@@ -74,7 +75,6 @@ from dlmi_utils.gan.losses import g_loss_wasserstein
 from dlmi_utils.gan.models import Discriminator
 from dlmi_utils.gan.training import discriminator_step, make_optimizers
 from dlmi_utils.losses import L2Loss, PerceptualLoss
-from dlmi_utils.mri.datasets import CT_WINDOW_HU
 from dlmi_utils.pretrained import load_pretrained, load_record, save_pretrained
 
 OBJECTIVES = ("mse", "vgg", "wgan_mse", "wgan_vgg")

@@ -4,14 +4,12 @@ import pytest
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dlmi_utils.data import CT_WINDOW_HU, OTHER_IMAGES, load_other_images
 from dlmi_utils.mri import DeepCascade, UNetRecon
 from dlmi_utils.mri.datasets import (
-    CT_WINDOW_HU,
-    OTHER_IMAGES,
     VAL_SEED,
     UndersampledSlices,
     brain_slices_dataset,
-    load_other_images,
     recon_step,
 )
 from dlmi_utils.pretrained import WEIGHTS_DIR, load_pretrained, load_record

@@ -2,12 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from dlmi_utils.data import OTHER_IMAGES, load_other_images
 from dlmi_utils.fourier import fft2c, ifft2c
 from dlmi_utils.mri.datasets import (
-    OTHER_IMAGES,
     UndersampledSlices,
     image_test_examples,
-    load_other_images,
     pydicom_data_mr_images,
     simulate_acquisition,
     to_training_size,

